@@ -1,0 +1,47 @@
+"""Chat text generation through Hugging Face Inference Providers.
+
+Sync first (``HuggingFaceAPI.create_completion``, a plain iterator), async through a thin anyio
+bridge (``HuggingFaceAPI.create_async_generator``), with automatic failover between a model's
+providers. Importing this package loads requests and sseclient-py, never anyio.
+"""
+from . import errors
+from .errors import (
+    ConfigurationError,
+    ConnectError,
+    HFTextGenError,
+    MissingAuthError,
+    ModelNotSupportedError,
+    PaymentRequiredError,
+    RateLimitError,
+    ResponseError,
+    ResponseStatusError,
+    StreamTimeoutError,
+)
+from .messages import calculate_lenght
+from .provider import HuggingFaceAPI
+from .types import Chunk, FinishReason, ProviderInfo, Reasoning, Timeouts, ToolCalls, Usage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HuggingFaceAPI",
+    "calculate_lenght",
+    "errors",
+    "Chunk",
+    "ProviderInfo",
+    "Usage",
+    "FinishReason",
+    "ToolCalls",
+    "Reasoning",
+    "Timeouts",
+    "HFTextGenError",
+    "ConfigurationError",
+    "ConnectError",
+    "ModelNotSupportedError",
+    "MissingAuthError",
+    "PaymentRequiredError",
+    "RateLimitError",
+    "ResponseError",
+    "ResponseStatusError",
+    "StreamTimeoutError",
+]

@@ -1,0 +1,89 @@
+"""Pure request building: URL, headers and JSON body of a chat completion, as a value. No I/O."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Mapping, Optional
+from urllib.parse import quote, urlsplit
+
+from . import config
+from .catalog import HF_INFERENCE, route_for
+from .errors import ConfigurationError
+from .types import PreparedRequest
+
+logger = logging.getLogger("hf_textgen")
+
+# OpenAI chat parameters accepted as keyword arguments; anything else must go through extra_body,
+# so a typo (``temprature=``) is an error instead of a silently ignored field.
+OPENAI_PARAMS = frozenset(
+    {
+        "temperature", "top_p", "stop", "seed", "tools", "tool_choice", "response_format",
+        "reasoning_effort", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
+        "n", "logit_bias", "user", "stream_options", "parallel_tool_calls", "max_completion_tokens",
+        "top_k", "repetition_penalty", "min_p", "metadata", "modalities", "prediction", "service_tier",
+    }
+)
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Refuse unknown keyword arguments with a hint, before anything is sent."""
+    unknown = sorted(set(params) - OPENAI_PARAMS)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown parameter(s) {', '.join(unknown)}: pass OpenAI chat parameters such as "
+            "temperature or top_p, or put provider-specific fields in extra_body={...}"
+        )
+
+
+def chat_body(
+    messages: List[Dict[str, Any]],
+    max_tokens: Optional[int],
+    stream: bool,
+    params: Mapping[str, Any],
+    extra_body: Optional[Mapping[str, Any]] = None,
+) -> Dict[str, Any]:
+    """The body without ``model``; ``None`` values are dropped and ``extra_body`` merges last."""
+    body = {"messages": messages, "max_tokens": max_tokens, "stream": stream, **params, **(extra_body or {})}
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def headers_for(url: str, token: Optional[str], stream: bool) -> Dict[str, str]:
+    """Headers for one chat POST; the token only over https or to a loopback host."""
+    headers = {"User-Agent": config.USER_AGENT, "Accept": "text/event-stream" if stream else "application/json"}
+    if token:
+        if config.may_carry_token(url):
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            logger.warning("not sending the token to %s: plain http to a non-loopback host", _origin(url))
+    return headers
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}"
+
+
+def provider_request(
+    provider: str, provider_id: str, hub_model: str, body: Mapping[str, Any], token: Optional[str], router: str
+) -> PreparedRequest:
+    """POST {router}/{provider}{route}; hf-inference takes the hub id in its path and body."""
+    path_model = quote(hub_model, safe="/")
+    url = f"{router}/{provider}{route_for(provider, path_model)}"
+    model_field = hub_model if provider == HF_INFERENCE else provider_id
+    return _request(url, {"model": model_field, **body}, token, provider, hub_model)
+
+
+def server_side_request(model: str, body: Mapping[str, Any], token: Optional[str], router: str) -> PreparedRequest:
+    """POST {router}/v1/chat/completions and let the router choose (``model`` may carry ``:policy``)."""
+    return _request(f"{router}/v1/chat/completions", {"model": model, **body}, token, "auto", model)
+
+
+def api_base_request(api_base: str, model: str, body: Mapping[str, Any], token: Optional[str]) -> PreparedRequest:
+    """POST {api_base}/chat/completions on any OpenAI-compatible server (TGI, vLLM, llama.cpp, ...)."""
+    if urlsplit(api_base).scheme not in ("http", "https"):
+        raise ConfigurationError(f"api_base must be an http(s) URL, got {api_base!r}")
+    url = api_base.rstrip("/") + "/chat/completions"
+    return _request(url, {"model": model, **body}, token, urlsplit(api_base).hostname or "api_base", model)
+
+
+def _request(url: str, body: Dict[str, Any], token: Optional[str], provider: str, model: str) -> PreparedRequest:
+    return PreparedRequest(url=url, headers=headers_for(url, token, bool(body.get("stream"))), body=body, provider=provider, model=model)

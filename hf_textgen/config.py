@@ -1,0 +1,80 @@
+"""Where hf_textgen connects and with what: Hub and router URLs, the token, timeouts, User-Agent.
+
+Everything is read at call time (not frozen at import) so that environment changes take effect.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Tuple, Union
+from urllib.parse import urlsplit
+
+from .types import Timeouts
+
+DEFAULT_HUB_URL = "https://huggingface.co"
+DEFAULT_ROUTER_URL = "https://router.huggingface.co"
+DEFAULT_TIMEOUTS = Timeouts()
+USER_AGENT = "hf_textgen/0.1.0"
+
+TimeoutLike = Union[None, float, int, Tuple[float, float], Timeouts]
+
+
+def hub_url() -> str:
+    """The Hub: ``HF_ENDPOINT`` or https://huggingface.co."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_HUB_URL).rstrip("/")
+
+
+def router_url() -> str:
+    """The router: ``HF_TEXTGEN_ROUTER_URL`` or https://router.huggingface.co."""
+    return (os.environ.get("HF_TEXTGEN_ROUTER_URL") or DEFAULT_ROUTER_URL).rstrip("/")
+
+
+def token_file() -> Path:
+    """``$HF_TOKEN_PATH``, else ``$HF_HOME/token`` (``HF_HOME`` defaults to ~/.cache/huggingface)."""
+    if os.environ.get("HF_TOKEN_PATH"):
+        return Path(os.environ["HF_TOKEN_PATH"]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join("~", ".cache", "huggingface")
+    return Path(home).expanduser() / "token"
+
+
+def find_token(api_key: Optional[str] = None) -> Optional[str]:
+    """The token to use: ``api_key``, ``HF_TOKEN``, ``HUGGING_FACE_HUB_TOKEN``, then the token file."""
+    for candidate in (api_key, os.environ.get("HF_TOKEN"), os.environ.get("HUGGING_FACE_HUB_TOKEN")):
+        if candidate and candidate.strip():
+            return candidate.strip()
+    try:
+        stored = token_file().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return stored or None
+
+
+def is_hf_token(token: Optional[str]) -> bool:
+    """Only Hugging Face tokens are sent to the Hub."""
+    return bool(token) and token.startswith("hf_")  # type: ignore[union-attr]
+
+
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def may_carry_token(url: str) -> bool:
+    """A token travels over https, or over plain http only to a loopback host."""
+    return urlsplit(url).scheme == "https" or is_loopback(url)
+
+
+def make_timeouts(timeout: TimeoutLike) -> Timeouts:
+    """Accept None (defaults), one number (connect and idle read), a (connect, read) pair or Timeouts."""
+    if timeout is None:
+        return DEFAULT_TIMEOUTS
+    if isinstance(timeout, Timeouts):
+        return timeout
+    if isinstance(timeout, tuple):
+        connect, read = timeout
+        return Timeouts(connect=float(connect), read=float(read))
+    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
+        return Timeouts(connect=float(timeout), read=float(timeout))
+    from .errors import ConfigurationError
+
+    raise ConfigurationError(f"timeout must be a positive number, a (connect, read) pair or Timeouts, not {timeout!r}")

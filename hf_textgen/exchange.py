@@ -1,0 +1,79 @@
+"""One request, one answer: POST, then bytes -> SSE -> chunks (or one JSON answer -> chunks).
+
+The response is closed on every exit path, including a caller who stops iterating early; a
+fully read stream gives its connection back to the pool for the next call.
+"""
+from __future__ import annotations
+
+import time
+from typing import Iterator, Optional
+
+from . import chunks, sse, transport
+from .errors import ResponseError
+from .types import Chunk, PreparedRequest, ProviderInfo, Timeouts
+
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def provider_label(provider: str) -> str:
+    return f"HuggingFace ({provider})"
+
+
+def answer(
+    request: PreparedRequest,
+    timeouts: Timeouts,
+    abort: Optional[transport.Abort] = None,
+    max_event_bytes: int = sse.MAX_EVENT_BYTES,
+) -> Iterator[Chunk]:
+    """The chunks of one provider's answer. For server-side routing (provider ``auto``) the
+    provider named by the router's ``x-inference-provider`` header is yielded first."""
+    started = time.monotonic()
+    first = _first_deadline(timeouts, started)
+    ttft_first = timeouts.first_token is not None and (timeouts.total is None or timeouts.first_token < timeouts.total)
+    deadline = transport.Deadline(first, "time-to-first-token deadline" if ttft_first else "total deadline")
+    response = transport.post(request, timeouts, abort)
+    complete = False
+    try:
+        if request.provider == "auto":
+            chosen = response.headers.get("x-inference-provider") or "auto"
+            yield ProviderInfo(provider_label(chosen), request.model, chosen)
+        place = transport.where(request)
+        content_type = response.headers.get("Content-Type", "")
+        reads = transport.read_bytes(response, request, timeouts, deadline, abort)
+        if "text/event-stream" in content_type:
+            waiting_first = first is not None
+            for chunk in chunks.stream_chunks(sse.payloads(reads, place, max_event_bytes), place):
+                if waiting_first:  # content arrived: only the total deadline is left
+                    deadline.at, deadline.what, waiting_first = _total(timeouts, started), "total deadline", False
+                yield chunk
+        elif "json" in content_type:
+            payload = transport.decode_json(_read_all(reads, place), place)
+            yield from chunks.completion_chunks(payload, place)
+        else:
+            raise ResponseError(
+                f"unexpected answer: HTTP {response.status_code} with content type {content_type or 'none'!r} "
+                f"({place}); expected an event stream or JSON, the URL may not be a chat completions endpoint",
+                provider=request.provider,
+            )
+        complete = True
+    finally:
+        transport.finish(response, complete)
+
+
+def _total(timeouts: Timeouts, started: float) -> Optional[float]:
+    return None if timeouts.total is None else started + timeouts.total
+
+
+def _first_deadline(timeouts: Timeouts, started: float) -> Optional[float]:
+    candidates = [t for t in (_total(timeouts, started), None if timeouts.first_token is None else started + timeouts.first_token) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def _read_all(reads: Iterator[bytes], place: str) -> bytes:
+    pieces, size = [], 0
+    for data in reads:
+        pieces.append(data)
+        size += len(data)
+        if size > MAX_JSON_BYTES:
+            raise ResponseError(f"the answer exceeded {MAX_JSON_BYTES} bytes ({place})")
+    return b"".join(pieces)

@@ -1,0 +1,131 @@
+"""The Hub: the model listing and one model's provider mapping, behind an expiring, thread-safe
+cache. Concurrent first calls for one key make one request; failures are never cached."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
+from urllib.parse import quote
+
+from . import config, transport
+from .catalog import is_usable, normalize_mapping, validate_model_id
+from .errors import HFTextGenError, ModelNotSupportedError, ResponseError, ResponseStatusError
+from .types import Timeouts
+
+logger = logging.getLogger("hf_textgen")
+
+T = TypeVar("T")
+MAPPING_TTL = 600.0
+LISTING_TTL = 3600.0
+MAX_PAGES = 20
+LISTING_QUERY = "inference_provider=all&expand[]=inferenceProviderMapping&limit=1000"
+_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+class ExpiringCache(Generic[T]):
+    """A dict whose entries expire; ``get_or_load`` runs one loader per key at a time."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._values: Dict[Hashable, Tuple[float, T]] = {}
+        self._locks: Dict[Hashable, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> Optional[T]:
+        entry = self._values.get(key)
+        if entry is not None and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
+    def get_or_load(self, key: Hashable, load: Callable[[], T], refresh: bool = False) -> T:
+        if not refresh:
+            value = self.get(key)
+            if value is not None:
+                return value
+        with self._lock:
+            key_lock = self._locks.setdefault(key, threading.Lock())
+        with key_lock:  # a caller that waited here finds the value its predecessor loaded
+            value = None if refresh else self.get(key)
+            if value is None:
+                value = load()  # raises: nothing is cached
+                self._values[key] = (time.monotonic() + self.ttl, value)
+            return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+_mappings: ExpiringCache[Dict[str, Dict[str, str]]] = ExpiringCache(MAPPING_TTL)
+_listings: ExpiringCache[List[str]] = ExpiringCache(LISTING_TTL)
+
+
+def token_key(token: Optional[str]) -> str:
+    """A cache key part per token (a digest: the token itself is never stored as a key)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16] if config.is_hf_token(token) else ""
+
+
+def get_mapping(model: str, token: Optional[str], timeouts: Timeouts) -> Dict[str, Dict[str, str]]:
+    """One model's providers, normalised, in the user's preferred order (cached per model and token)."""
+    validate_model_id(model)
+    hub = config.hub_url()
+    return _mappings.get_or_load((hub, token_key(token), model), lambda: _fetch_mapping(hub, model, token, timeouts))
+
+
+def _fetch_mapping(hub: str, model: str, token: Optional[str], timeouts: Timeouts) -> Dict[str, Dict[str, str]]:
+    url = f"{hub}/api/models/{quote(model, safe='/')}?expand[]=inferenceProviderMapping"
+    try:
+        info = transport.get_json(url, token, timeouts, f"provider mapping of {model!r}")
+    except ResponseStatusError as error:
+        if error.status_code in (401, 404):
+            raise ModelNotSupportedError(
+                f"model {model!r} was not found on the Hub ({hub}, HTTP {error.status_code}); "
+                "check the model id (org/name), or your token for a gated or private model"
+            ) from None
+        raise
+    if not isinstance(info, dict):
+        raise ResponseError(f"unexpected answer for the provider mapping of {model!r} from {hub}")
+    try:
+        return normalize_mapping(info.get("inferenceProviderMapping"), model)
+    except ValueError as error:
+        raise ResponseError(f"unexpected provider mapping of {model!r} from {hub}: {error}") from None
+
+
+def list_models(token: Optional[str], timeouts: Timeouts, extra: List[str], fallback: List[str], refresh: bool = False) -> List[str]:
+    """Models with a live conversational provider (all pages) plus ``extra``, de-duplicated in order.
+
+    Any failure returns ``fallback`` (logged, not raised, not cached)."""
+    hub = config.hub_url()
+    try:
+        listed = _listings.get_or_load((hub, token_key(token)), lambda: _fetch_listing(hub, token, timeouts), refresh)
+    except (HFTextGenError, ValueError, KeyError, TypeError, AttributeError) as error:
+        logger.warning("model listing failed, using the fallback list: %s", error)
+        return list(fallback)
+    return list(dict.fromkeys([*listed, *extra]))
+
+
+def _fetch_listing(hub: str, token: Optional[str], timeouts: Timeouts) -> List[str]:
+    models: List[str] = []
+    url: Optional[str] = f"{hub}/api/models?{LISTING_QUERY}"
+    for _ in range(MAX_PAGES):
+        if url is None:
+            break
+        page, url = _fetch_page(url, token, timeouts)
+        if not isinstance(page, list):
+            raise ValueError(f"the listing is a {type(page).__name__}, not a list")
+        models += [item["id"] for item in page if _has_chat_provider(item)]
+    return models
+
+
+def _fetch_page(url: str, token: Optional[str], timeouts: Timeouts) -> Tuple[Any, Optional[str]]:
+    page, link = transport.get_json_with_link(url, token, timeouts, "model listing")
+    match = _NEXT_LINK.search(link or "")
+    return page, (match.group(1) if match else None)
+
+
+def _has_chat_provider(item: Any) -> bool:
+    mapping = normalize_mapping(item.get("inferenceProviderMapping"), item.get("id", ""))
+    return isinstance(item.get("id"), str) and any(is_usable(entry) for entry in mapping.values())

@@ -1,0 +1,276 @@
+"""The only module that imports requests: one pooled Session, opening and reading responses, and
+turning HTTP statuses and network failures into :mod:`hf_textgen.errors` (the single boundary).
+
+Bodies are read with ``raw.read1`` so every byte reaches the caller as soon as it arrives, in
+chunked and close-delimited framing alike (``iter_content`` buffers a close-delimited body).
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Tuple
+
+import requests
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+
+from . import config, errors
+from .errors import ConnectError, ResponseError, ResponseStatusError, StreamTimeoutError
+from .types import PreparedRequest, Timeouts
+
+READ_SIZE = 65536
+ERROR_BODY_LIMIT = 65536
+DRAIN_LIMIT = 65536  # bytes read after [DONE] so the connection can go back to the pool
+POOL_SIZE = 512  # connections kept per host: the async bridge runs hundreds of streams at once
+
+_session: Optional[requests.Session] = None
+_session_lock = threading.Lock()
+
+STATUS_HINTS = {
+    400: "the request was rejected; check the model's parameters",
+    401: "check your token (api_key=, HF_TOKEN or `hf auth login`)",
+    402: "credits exhausted or pay-as-you-go not enabled for this provider; add credits or pick another provider",
+    403: "spending limit reached or access denied; check your billing settings",
+    404: "the model is not served there (any more); pick another provider or model",
+    408: "the provider timed out; retry or pick another provider",
+    429: "rate limited; wait and retry, or pick another provider",
+}
+
+
+def session() -> requests.Session:
+    """The shared Session: pooled, keep-alive, safe to use from many threads."""
+    global _session
+    if _session is None:
+        with _session_lock:
+            if _session is None:
+                new = requests.Session()
+                adapter = HTTPAdapter(pool_connections=16, pool_maxsize=POOL_SIZE)
+                new.mount("https://", adapter)
+                new.mount("http://", adapter)
+                _session = new
+    return _session
+
+
+class Abort:
+    """Lets another thread stop a stream: shuts down the socket its reader is blocked on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response: Optional[requests.Response] = None
+        self.requested = False
+
+    def attach(self, response: Optional[requests.Response]) -> None:
+        with self._lock:
+            self._response = response
+            if self.requested and response is not None:
+                _shutdown(response)
+
+    def __call__(self) -> None:
+        with self._lock:
+            self.requested = True
+            if self._response is not None:
+                _shutdown(self._response)
+
+
+def _socket_of(response: requests.Response) -> Optional[socket.socket]:
+    connection = getattr(response.raw, "_connection", None)
+    return getattr(connection, "sock", None)
+
+
+def _shutdown(response: requests.Response) -> None:
+    sock = _socket_of(response)
+    if sock is not None:
+        try:  # the plain socket call also works under TLS, without touching the SSL object
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+@dataclass
+class Deadline:
+    """An optional absolute deadline (``time.monotonic()``) for a stream, with its reason."""
+
+    at: Optional[float] = None
+    what: str = "total deadline"
+
+    @classmethod
+    def after(cls, seconds: Optional[float], what: str) -> "Deadline":
+        return cls(None if seconds is None else time.monotonic() + seconds, what)
+
+
+def where(request: PreparedRequest) -> str:
+    """Where a request went, for messages: provider, model and URL (URLs here carry no secrets)."""
+    return f"provider {request.provider!r}, model {request.model!r}, {request.url}"
+
+
+def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = None) -> requests.Response:
+    """Send a chat request; return the open response, or raise the typed error for its status."""
+    try:
+        response = session().post(
+            request.url,
+            json=request.body,
+            headers=dict(request.headers),
+            stream=True,
+            timeout=(timeouts.connect, timeouts.read),
+            allow_redirects=False,
+        )
+    except requests.exceptions.RequestException as error:
+        raise network_error(error, where(request), timeouts) from None
+    if abort is not None:
+        abort.attach(response)
+    if response.status_code >= 300:
+        try:
+            raise status_error(response, where(request), request.provider)
+        finally:
+            close(response)
+    return response
+
+
+def get_json(url: str, token: Optional[str], timeouts: Timeouts, what: str, retries: int = 2) -> Any:
+    """GET a JSON document from the Hub; retry connection errors and 5xx ``retries`` times."""
+    return get_json_with_link(url, token, timeouts, what, retries)[0]
+
+
+def get_json_with_link(url: str, token: Optional[str], timeouts: Timeouts, what: str, retries: int = 2) -> Tuple[Any, str]:
+    """GET a JSON document and its ``Link`` header, with bounded retries and backoff."""
+    headers = {"User-Agent": config.USER_AGENT, "Accept": "application/json"}
+    if config.is_hf_token(token) and config.may_carry_token(url):
+        headers["Authorization"] = f"Bearer {token}"
+    place = f"{what}, {url}"
+    for attempt in range(retries + 1):
+        try:
+            with session().get(url, headers=headers, timeout=(timeouts.connect, timeouts.read)) as response:
+                if response.status_code >= 500 and attempt < retries:
+                    time.sleep(0.25 * 2**attempt)
+                    continue
+                if response.status_code >= 300:
+                    raise status_error(response, place, None)
+                return decode_json(response.content, place), response.headers.get("Link", "")
+        except requests.exceptions.RequestException as error:
+            if attempt >= retries:
+                raise network_error(error, place, timeouts) from None
+            time.sleep(0.25 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def decode_json(content: bytes, place: str) -> Any:
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise ResponseError(f"invalid JSON from {place}: {errors.shorten(content[:200].decode('utf-8', 'replace'))}") from None
+
+
+def network_error(error: Exception, place: str, timeouts: Timeouts) -> errors.HFTextGenError:
+    """Translate a requests/urllib3 failure into ConnectError or StreamTimeoutError."""
+    if isinstance(error, requests.exceptions.ConnectTimeout):
+        return StreamTimeoutError(f"could not connect within {timeouts.connect:g} s ({place}); check the network or raise the connect timeout")
+    if isinstance(error, requests.exceptions.Timeout):
+        return StreamTimeoutError(f"no answer within {timeouts.read:g} s ({place}); the server is stalled, raise the read timeout or retry")
+    return ConnectError(f"connection failed ({place}): {errors.shorten(str(error), 200)}; check the network and the URL")
+
+
+def status_error(response: requests.Response, place: str, provider: Optional[str]) -> ResponseStatusError:
+    """The typed error for an HTTP error status, with the server's own message, shortened."""
+    status = response.status_code
+    server_message = server_message_of(response)
+    hint = STATUS_HINTS.get(status, "a server error; retry later or pick another provider" if status >= 500 else "")
+    if 300 <= status < 400:
+        hint = f"unexpected redirect to {response.headers.get('Location', '?')!r}; the token is not sent to redirects, use the final URL"
+    message = f"HTTP {status} from {place}: {server_message or response.reason or 'no message'}" + (f" ({hint})" if hint else "")
+    cls = errors.status_error_class(status)
+    extra = {"retry_after": retry_after_seconds(response.headers.get("Retry-After"))} if status == 429 else {}
+    return cls(message, status_code=status, provider=provider, server_message=server_message, **extra)
+
+
+def server_message_of(response: requests.Response) -> str:
+    """The server's explanation: X-Error-Message, a JSON error in the known shapes, or page text."""
+    header = response.headers.get("X-Error-Message")
+    if header:
+        return errors.shorten(header)
+    try:
+        body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) if response.raw else b""
+    except Exception:  # a broken error body must not hide the status
+        body = b""
+    text = body.decode("utf-8", "replace")
+    content_type = response.headers.get("Content-Type", "")
+    if "html" in content_type or text.lstrip().lower().startswith(("<!doctype", "<html")):
+        return f"an HTML page ({content_type or 'no content type'})"
+    try:
+        return errors.shorten(errors.error_text(json.loads(text)))
+    except ValueError:
+        return errors.shorten(text)
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """``Retry-After`` as seconds: a number or an HTTP date; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def read_bytes(
+    response: requests.Response, request: PreparedRequest, timeouts: Timeouts, deadline: Deadline, abort: Optional[Abort] = None
+) -> Iterator[bytes]:
+    """Yield the body's bytes as they arrive; raise typed errors for stalls, deadlines and cuts."""
+    read1 = response.raw.read1
+    sock = _socket_of(response) if deadline.at is not None else None
+    try:
+        while True:
+            if deadline.at is not None:
+                remaining = deadline.at - time.monotonic()
+                if remaining <= 0:
+                    raise StreamTimeoutError(f"{deadline.what} passed ({where(request)})", provider=request.provider)
+                if sock is not None:
+                    sock.settimeout(min(timeouts.read, remaining))
+            data = read1(READ_SIZE)
+            if not data:
+                return
+            yield data
+    except (urllib3.exceptions.ReadTimeoutError, socket.timeout, requests.exceptions.Timeout):
+        if deadline.at is not None and deadline.at <= time.monotonic():
+            raise StreamTimeoutError(f"{deadline.what} passed ({where(request)})", provider=request.provider) from None
+        raise StreamTimeoutError(
+            f"no data for {timeouts.read:g} s ({where(request)}); the stream stalled, raise the read timeout or retry",
+            provider=request.provider,
+        ) from None
+    except (urllib3.exceptions.HTTPError, requests.exceptions.RequestException, OSError, ValueError) as error:
+        if abort is not None and abort.requested:
+            return
+        raise ResponseError(
+            f"the stream was cut ({where(request)}): {errors.shorten(str(error), 200)}", provider=request.provider
+        ) from None
+
+
+def finish(response: requests.Response, complete: bool) -> None:
+    """Return a fully read connection to the pool; close anything else."""
+    if complete:
+        try:
+            sock = _socket_of(response)
+            if sock is not None:  # a server that keeps the stream open after [DONE] costs ~1 s, once
+                sock.settimeout(1.0)
+            drained = 0
+            while drained <= DRAIN_LIMIT:
+                data = response.raw.read1(READ_SIZE)
+                if not data:
+                    response.raw.release_conn()
+                    return
+                drained += len(data)
+        except Exception:
+            pass
+    close(response)
+
+
+def close(response: requests.Response) -> None:
+    response.close()

@@ -1,0 +1,92 @@
+"""Values that flow through hf_textgen: the typed chunks a completion yields, and a built request.
+
+A completion yields ``str`` for each text delta (exactly as received) and these typed chunks:
+``ProviderInfo`` (which provider is answering), ``Reasoning``, ``ToolCalls``, ``FinishReason``, ``Usage``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+__all__ = [
+    "ProviderInfo",
+    "Usage",
+    "FinishReason",
+    "ToolCalls",
+    "Reasoning",
+    "Chunk",
+    "Timeouts",
+    "PreparedRequest",
+]
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """The provider about to answer (yielded before its content)."""
+
+    label: str
+    model: str
+    provider: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts reported by the server; ``raw`` keeps every field it sent."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class FinishReason:
+    """Why generation stopped: ``stop``, ``length``, ``tool_calls``, ..."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ToolCalls:
+    """Complete tool calls, assembled from the stream's deltas (OpenAI shape)."""
+
+    calls: List[Dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """A delta of the model's reasoning (``reasoning_content`` or ``reasoning``)."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Chunk = Union[str, ProviderInfo, Usage, FinishReason, ToolCalls, Reasoning]
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. ``connect``: to open a connection; ``read``: idle time allowed between bytes;
+    ``total``: optional deadline for a whole call (None: no deadline, long generations live);
+    ``first_token``: optional deadline until the first content arrives."""
+
+    connect: float = 10.0
+    read: float = 120.0
+    total: Optional[float] = None
+    first_token: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A chat request as a value: where it goes and what it carries. Building it does no I/O."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: Mapping[str, Any]
+    provider: str
+    model: str
+
+    def __repr__(self) -> str:  # never show the Authorization header
+        return f"PreparedRequest(url={self.url!r}, provider={self.provider!r}, model={self.model!r})"
