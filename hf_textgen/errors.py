@@ -42,8 +42,8 @@ __all__ = [
 
 # Hugging Face tokens (hf_...), bearer values and generic api keys (sk-..., long secrets after key=).
 _SECRET = re.compile(
-    r"(hf_[A-Za-z0-9]{6,}|sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[^\s\"',;]+"
-    r"|(?i:(?:api[_-]?key|token|access_token)=)[^\s&\"']+)"
+    r"(hf_[A-Za-z0-9]{6,}|sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.~+/=]{4,}"
+    r"|(?i:(?:api[_-]?key|token|access_token)=)[A-Za-z0-9_\-.~+/]{4,})"
 )
 _known_secrets: "set[str]" = set()
 MAX_SERVER_MESSAGE = 300

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from . import config, transport
 from .catalog import is_usable, normalize_mapping, validate_model_id
-from .errors import HFTextGenError, ModelNotSupportedError, ResponseError, ResponseStatusError
+from .errors import HFTextGenError, MissingAuthError, ModelNotSupportedError, ResponseError, ResponseStatusError
 from .types import Timeouts
 
 logger = logging.getLogger("hf_textgen")
@@ -80,6 +80,11 @@ def _fetch_mapping(hub: str, model: str, token: Optional[str], timeouts: Timeout
     try:
         info = transport.get_json(url, token, timeouts, f"provider mapping of {model!r}")
     except ResponseStatusError as error:
+        if error.status_code == 401 and config.is_hf_token(token):
+            raise MissingAuthError(
+                f"the Hub ({hub}) refused the token while looking up model {model!r} (HTTP 401); "
+                "check HF_TOKEN or api_key="
+            ) from None
         if error.status_code in (401, 404):
             raise ModelNotSupportedError(
                 f"model {model!r} was not found on the Hub ({hub}, HTTP {error.status_code}); "

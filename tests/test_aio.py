@@ -1,0 +1,386 @@
+"""The anyio bridge (``hf_textgen.aio``) on asyncio and trio.
+
+Early exits are checked against a real loopback TCP server that stalls between items: the server must
+see the client hang up, and the worker thread must be gone, whichever way the consumer leaves.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hf_textgen.aio import ThreadIterator, iterate_in_thread, run_sync
+
+pytestmark = pytest.mark.anyio
+
+WAIT = 2.0  # bounded waits; the design makes them ~immediate
+
+
+def worker_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("hf_textgen-aio")]
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Poll without blocking the loop (the bridge must not need the loop to stop its worker)."""
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+async def collect(iterator: AsyncIterator[object]) -> list[object]:
+    return [item async for item in iterator]
+
+
+# -- parity ---------------------------------------------------------------------------------------------
+
+
+async def test_items_and_order_match_the_sync_iterator() -> None:
+    assert await collect(iterate_in_thread(lambda: iter(range(20_000)))) == list(range(20_000))
+    assert await collect(iterate_in_thread(lambda: iter([]))) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(items=st.lists(st.integers()), max_buffer=st.integers(1, 8), fail=st.booleans())
+async def test_parity_with_any_buffer_size(items: list[int], max_buffer: int, fail: bool) -> None:
+    def produce() -> Iterator[int]:
+        yield from items
+        if fail:
+            raise KeyError("after the items")
+
+    received: list[int] = []
+    with pytest.raises(KeyError) if fail else contextlib.nullcontext():
+        async for item in iterate_in_thread(produce, max_buffer=max_buffer):
+            received.append(item)
+    assert received == items
+
+
+async def test_worker_error_keeps_type_and_message_after_the_items() -> None:
+    class StreamBroke(Exception):
+        pass
+
+    def produce() -> Iterator[str]:
+        yield "a"
+        yield "b"
+        raise StreamBroke("connection reset by peer")
+
+    iterator = iterate_in_thread(produce)
+    received = []
+    with pytest.raises(StreamBroke, match="^connection reset by peer$"):
+        async for item in iterator:
+            received.append(item)
+    assert received == ["a", "b"]
+    assert await collect(iterator) == []  # finished, not raising twice
+    await wait_until(lambda: not worker_threads())
+
+
+async def test_open_error_is_raised_in_the_consumer() -> None:
+    def refuse() -> Iterator[str]:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    with pytest.raises(ConnectionRefusedError, match="Connection refused"):
+        await collect(iterate_in_thread(refuse))
+
+
+def test_rejects_an_empty_buffer() -> None:
+    with pytest.raises(ValueError, match="max_buffer"):
+        iterate_in_thread(lambda: iter([]), max_buffer=0)
+
+
+async def test_nothing_runs_before_the_first_item_and_after_aclose() -> None:
+    opened = []
+
+    def produce() -> Iterator[int]:
+        opened.append(True)
+        yield 1
+
+    iterate_in_thread(produce)  # dropped unused: no thread, nothing opened
+    iterator = iterate_in_thread(produce)
+    await iterator.aclose()
+    assert await collect(iterator) == []
+    assert opened == []
+
+
+# -- early exits against a stalled loopback server -------------------------------------------------------
+
+
+class StallingServer:
+    """Accepts one connection, sends ``lines`` lines, then stalls until the client hangs up."""
+
+    def __init__(self, lines: int = 2) -> None:
+        self.threads_before = threading.active_count()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5)
+        self.port = self.listener.getsockname()[1]
+        self.lines = lines
+        self.hung_up = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            conn.sendall(b"".join(b"line %d\n" % i for i in range(self.lines)))
+            try:
+                while conn.recv(1024):
+                    pass
+            except socket.timeout:
+                return  # the client never hung up
+            except OSError:
+                pass  # reset: hung up too
+            self.hung_up.set()
+
+    def close(self) -> None:
+        self.listener.close()
+        self.thread.join(6)
+
+
+class LineClient:
+    """What an HTTP stream looks like to the bridge: blocking reads, and a thread-safe interrupt."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.interrupted = False
+        self.closed = threading.Event()
+
+    def iterate(self) -> ThreadIterator[bytes]:
+        return iterate_in_thread(self.open, self.interrupt)
+
+    def open(self) -> Iterator[bytes]:
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+        with self.lock:
+            self.sock = sock
+            if self.interrupted:
+                sock.shutdown(socket.SHUT_RDWR)
+        return self._lines(sock)
+
+    def _lines(self, sock: socket.socket) -> Iterator[bytes]:
+        try:
+            with sock:
+                buffer = b""
+                while chunk := sock.recv(4096):
+                    *lines, buffer = (buffer + chunk).split(b"\n")
+                    yield from lines
+        finally:
+            self.closed.set()
+
+    def interrupt(self) -> None:
+        with self.lock:
+            self.interrupted = True
+            if self.sock is not None:
+                try:
+                    self.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[StallingServer]:
+    # Async, so the thread baseline includes the event loop's own threads (trio's guest-mode I/O thread).
+    server = StallingServer()
+    yield server
+    server.close()
+
+
+def stream(server: StallingServer) -> ThreadIterator[bytes]:
+    return LineClient(server.port).iterate()
+
+
+async def by_break(server: StallingServer) -> None:
+    async for _ in stream(server):
+        break  # the iterator is dropped here: __del__ stops it
+
+
+async def by_aclose(server: StallingServer) -> None:
+    client = LineClient(server.port)
+    iterator = client.iterate()
+    assert await iterator.__anext__() == b"line 0"
+    await iterator.aclose()
+    assert client.closed.is_set()  # aclose waited for the worker to close the stream
+
+
+async def by_async_with(server: StallingServer) -> None:
+    async with stream(server) as iterator:
+        async for _ in iterator:
+            break
+
+
+async def by_consumer_error(server: StallingServer) -> None:
+    with pytest.raises(LookupError):
+        async for _ in stream(server):
+            raise LookupError
+
+
+async def by_cancellation(server: StallingServer) -> None:
+    started = anyio.Event()
+
+    async def consume() -> None:
+        async for _ in stream(server):
+            started.set()  # then waits in __anext__ for a line that never comes
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        await started.wait()
+        await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+
+
+async def by_timeout(server: StallingServer) -> None:
+    iterator = stream(server)
+    with pytest.raises(TimeoutError):
+        with anyio.fail_after(0.2):
+            async for _ in iterator:
+                pass
+
+
+@pytest.mark.parametrize(
+    "leave", [by_break, by_aclose, by_async_with, by_consumer_error, by_cancellation, by_timeout]
+)
+async def test_early_exit_hangs_up_and_ends_the_worker(
+    server: StallingServer, leave: Callable[[StallingServer], Awaitable[None]]
+) -> None:
+    await leave(server)
+    await wait_until(server.hung_up.is_set)
+    await wait_until(lambda: not worker_threads() and threading.active_count() <= server.threads_before)
+
+
+async def test_aclose_waits_even_when_cancelled(server: StallingServer) -> None:
+    client = LineClient(server.port)
+    iterator = client.iterate()
+    await iterator.__anext__()
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await iterator.aclose()  # shielded
+    assert client.closed.is_set()
+    await wait_until(server.hung_up.is_set)
+
+
+async def test_a_failing_interrupt_does_not_break_aclose(server: StallingServer) -> None:
+    client = LineClient(server.port)
+
+    def interrupt() -> None:
+        client.interrupt()
+        raise OSError("already closed")
+
+    iterator = iterate_in_thread(client.open, interrupt)
+    await iterator.__anext__()
+    await iterator.aclose()
+    assert client.closed.is_set()
+
+
+async def test_a_fast_endless_producer_can_be_cancelled() -> None:
+    received = 0
+    with anyio.move_on_after(0.1):
+        async for _ in iterate_in_thread(itertools.count):
+            received += 1
+    assert received > 0
+    await wait_until(lambda: not worker_threads())
+
+
+# -- backpressure, responsiveness, concurrency -----------------------------------------------------------
+
+
+async def test_a_slow_consumer_bounds_the_buffer() -> None:
+    max_buffer = 64
+    produced = 0
+
+    def produce() -> Iterator[int]:
+        nonlocal produced
+        for i in range(100_000):
+            produced += 1
+            yield i
+
+    consumed = worst_lead = 0
+    async for _ in iterate_in_thread(produce, max_buffer=max_buffer):
+        consumed += 1
+        worst_lead = max(worst_lead, produced - consumed)
+        if consumed % 997 == 0:  # a prime: pauses land at every position within a batch
+            await anyio.sleep(0.005)  # let the worker run as far ahead as it can
+    assert consumed == 100_000
+    assert 0 < worst_lead <= max_buffer + 1  # + the item waiting in the worker's hand
+
+
+async def test_the_loop_keeps_running_while_the_worker_blocks() -> None:
+    release = threading.Event()
+    ticks = 0
+
+    def produce() -> Iterator[str]:
+        release.wait(10)  # blocked until the ticker has ticked: impossible if the loop were blocked
+        yield "done"
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while ticks < 20:
+            await anyio.sleep(0.001)
+            ticks += 1
+        release.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ticker)
+            assert await collect(iterate_in_thread(produce)) == ["done"]
+    assert ticks == 20
+
+
+async def test_200_streams_run_at_once() -> None:
+    streams = 200
+    first_items = 0
+    finished = 0
+    all_started = threading.Event()
+    lock = threading.Lock()
+
+    def produce() -> Iterator[str]:
+        nonlocal finished
+        yield "first"
+        all_started.wait(10)  # a 40-thread cap would leave 160 streams unstarted: no release
+        with lock:
+            finished += 1
+        yield "last"
+
+    async def consume() -> None:
+        nonlocal first_items
+        async with iterate_in_thread(produce) as iterator:
+            assert await iterator.__anext__() == "first"
+            first_items += 1
+            if first_items == streams:
+                assert finished == 0
+                all_started.set()
+            assert await collect(iterator) == ["last"]
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(streams):
+                tg.start_soon(consume)
+    assert first_items == finished == streams
+    await wait_until(lambda: not worker_threads())
+
+
+async def test_run_sync_is_not_capped_at_40_threads() -> None:
+    barrier = threading.Barrier(60, timeout=5)  # breaks unless all 60 calls run at once
+    results = []
+
+    async def call() -> None:
+        results.append(await run_sync(barrier.wait))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(60):
+            tg.start_soon(call)
+    assert sorted(results) == list(range(60))
+
+
+async def test_run_sync_returns_and_raises() -> None:
+    assert await run_sync(divmod, 7, 2) == (3, 1)
+    with pytest.raises(ZeroDivisionError):
+        await run_sync(divmod, 1, 0)
