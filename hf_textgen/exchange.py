@@ -41,11 +41,13 @@ def answer(
         content_type = response.headers.get("Content-Type", "")
         reads = transport.read_bytes(response, request, timeouts, deadline, abort)
         if "text/event-stream" in content_type:
-            waiting_first = first is not None
-            for chunk in chunks.stream_chunks(sse.payloads(reads, place, max_event_bytes), place):
-                if waiting_first:  # content arrived: only the total deadline is left
-                    deadline.at, deadline.what, waiting_first = _total(timeouts, started), "total deadline", False
-                yield chunk
+            stream = chunks.stream_chunks(sse.payloads(reads, place, max_event_bytes), place)
+            if timeouts.first_token is not None:
+                for chunk in stream:  # content arrived: only the total deadline is left
+                    deadline.at, deadline.what = _total(timeouts, started), "total deadline"
+                    yield chunk
+                    break
+            yield from stream
         elif "json" in content_type:
             payload = transport.decode_json(_read_all(reads, place), place)
             yield from chunks.completion_chunks(payload, place)

@@ -36,16 +36,19 @@ def run(
             return
         if request.provider != "auto":
             yield ProviderInfo(provider_label(request.provider), model, request.provider)
-        produced = False
-        try:
-            for chunk in answer(request):
-                produced = True
-                yield chunk
+        chunks = answer(request)
+        try:  # only an error before the first chunk may move on to the next provider
+            first = next(chunks)
+        except StopIteration:
             return
         except HFTextGenError as error:
-            if produced or not allows_failover(error):
+            if not allows_failover(error):
                 raise
             attempts.append((request.provider, error))
             logger.warning("provider %s failed for %s, trying the next one: %s", request.provider, model, error)
+            continue
+        yield first
+        yield from chunks
+        return
     if attempts:
         raise exhausted(model, attempts)

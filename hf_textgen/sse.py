@@ -9,6 +9,7 @@ quadratic growth) and an event larger than ``max_event_bytes`` raises instead of
 from __future__ import annotations
 
 import json
+import json.scanner
 from typing import Any, Iterable, Iterator, List
 
 from sseclient import SSEClient
@@ -98,12 +99,26 @@ def payloads(reads: Iterable[bytes], place: str, max_event_bytes: int = MAX_EVEN
         if event.event == "error":
             raise ResponseError(f"the server sent an error event ({place}): {errors.shorten(_error_message(data))}")
         try:
-            payload = json.loads(data)
+            payload = loads(data)
         except ValueError:
             raise ResponseError(f"malformed JSON in the stream ({place}): {errors.shorten(data, 120)!r}") from None
         if type(payload) is dict and payload.get("error"):
             raise ResponseError(f"the server reported an error in the stream ({place}): {errors.shorten(errors.error_text(payload))}")
         yield payload
+
+
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def loads(text: str) -> Any:
+    """``json.loads`` without its per-call overhead (about a third of it on small chunks)."""
+    try:
+        value, end = _scan_json(text, 0)
+    except StopIteration:  # leading white space or not JSON: let json.loads decide and explain
+        return json.loads(text)
+    if end != len(text) and text[end:].strip():
+        raise ValueError(f"extra data after JSON at {end}")
+    return value
 
 
 def _error_message(data: str) -> str:
