@@ -10,8 +10,12 @@ This is the only module that imports ``anyio``; it knows nothing about Hugging F
 
 Design choices, each forced by a measurement or a backend difference:
 
-* **One dedicated daemon thread per iterator**, not ``anyio.to_thread``: a stream holds its thread for
-  its whole life, and anyio's default limiter (40 tokens) would serialise the 41st concurrent stream.
+* **One dedicated thread per iterator**, not ``anyio.to_thread``: a stream holds its thread for its
+  whole life, and anyio's default limiter (40 tokens) would serialise the 41st concurrent stream. It is
+  started with ``_thread.start_new_thread``, which returns at once: ``threading.Thread.start()`` waits
+  until the new thread holds the GIL, which with hundreds of busy threads took milliseconds per start
+  and, on the event loop, delayed the 200th of 200 concurrent streams by over a second.
+  :func:`live_workers` counts them (``threading.enumerate()`` does not list them).
 * **Many items per hand-over.** A thread hop costs ~100 µs, so items are never hopped one by one. The
   worker appends to a deque under a lock; the consumer takes everything there in one locked swap and
   then pops from its own batch without any lock or hop.
@@ -36,8 +40,8 @@ Design choices, each forced by a measurement or a backend difference:
 
 from __future__ import annotations
 
+import _thread
 import asyncio
-import itertools
 import logging
 import threading
 from collections import deque
@@ -48,7 +52,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-__all__ = ["ThreadIterator", "iterate_in_thread", "run_sync"]
+__all__ = ["ThreadIterator", "iterate_in_thread", "run_sync", "live_workers"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +67,13 @@ _CLOSE_TIMEOUT = 2.0
 #: Tokens of the limiter behind ``run_sync`` (anyio's default is 40).
 _RUN_SYNC_TOKENS = 1000
 
-_thread_names = itertools.count(1)
+_live = 0  # worker threads running now (see live_workers)
+_live_lock = threading.Lock()
+
+
+def live_workers() -> int:
+    """How many worker threads of this module are running now."""
+    return _live
 
 
 def _threadsafe_caller() -> Callable[[Callable[[], object]], object]:
@@ -83,6 +93,50 @@ def _threadsafe_caller() -> Callable[[Callable[[], object]], object]:
 
         return trio.lowlevel.current_trio_token().run_sync_soon
     return asyncio.get_running_loop().call_soon_threadsafe
+
+
+class _LoopWaker:
+    """One per event loop: coalesces wake-ups from all worker threads into one loop callback.
+
+    Hundreds of streams each waking the loop once per event would cost a self-pipe write, a loop
+    iteration and a handle each; while a drain is pending, further wake-ups only join its list.
+    """
+
+    def __init__(self, call_soon: Callable[[Callable[[], object]], object]) -> None:
+        self._call_soon = call_soon
+        self._lock = threading.Lock()
+        self._pending: list[Callable[[], object]] = []
+
+    def wake(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` on the loop soon (any thread; never blocks on the loop)."""
+        with self._lock:
+            self._pending.append(callback)
+            if len(self._pending) > 1:  # a drain is already scheduled
+                return
+        try:
+            self._call_soon(self._drain)
+        except RuntimeError:  # the loop has finished: nobody is waiting any more
+            with self._lock:
+                self._pending.clear()
+
+    def _drain(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for callback in pending:
+            callback()
+
+
+_waker: anyio.lowlevel.RunVar[_LoopWaker] = anyio.lowlevel.RunVar("hf_textgen_waker")
+
+
+def _loop_waker() -> _LoopWaker:
+    """This event loop's waker (created on first use; must be called on the loop)."""
+    try:
+        return _waker.get()
+    except LookupError:
+        waker = _LoopWaker(_threadsafe_caller())
+        _waker.set(waker)
+        return waker
 
 
 class _Channel(Generic[T]):
@@ -107,16 +161,12 @@ class _Channel(Generic[T]):
         self.error: BaseException | None = None  # what ended the worker, for the consumer
         self.waiter: anyio.Event | None = None  # set when the consumer sleeps, woken by the worker
         self.producer_waiting = False
-        self.call_soon: Callable[[Callable[[], object]], object] | None = None
+        self.waker: _LoopWaker | None = None
 
     def _wake(self, waiter: anyio.Event | None) -> None:
         """Schedule ``waiter.set()`` on the loop without waiting for the loop (any thread)."""
-        if waiter is None or self.call_soon is None:
-            return
-        try:
-            self.call_soon(waiter.set)
-        except RuntimeError:  # the loop has finished: nobody is waiting any more
-            pass
+        if waiter is not None and self.waker is not None:
+            self.waker.wake(waiter.set)
 
     # -- worker thread --------------------------------------------------------------------------------
     def put(self, item: T) -> bool:
@@ -174,6 +224,7 @@ class _Channel(Generic[T]):
 
 def _work(channel: _Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
     """The worker thread's body: open, iterate, always close the iterator here, then report."""
+    global _live
     iterator: Iterator[T] | None = None
     error: BaseException | None = None
     try:
@@ -192,7 +243,22 @@ def _work(channel: _Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
             except BaseException as exc:
                 if error is None:
                     error = exc
+        iterator = None
+        with _live_lock:
+            _live -= 1
         channel.finish(error)
+
+
+def _spawn(channel: _Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
+    global _live
+    with _live_lock:
+        _live += 1
+    try:
+        _thread.start_new_thread(_work, (channel, open_iter))
+    except BaseException:
+        with _live_lock:
+            _live -= 1
+        raise
 
 
 class ThreadIterator(Generic[T]):
@@ -220,7 +286,7 @@ class ThreadIterator(Generic[T]):
         self._interrupt = interrupt
         self._channel: _Channel[T] = _Channel(max_buffer)
         self._batch: deque[T] = deque()  # taken from the worker, drained without the lock
-        self._thread: threading.Thread | None = None
+        self._started = False
         self._unyielded = 0  # items returned since the last suspension
 
     def __aiter__(self) -> ThreadIterator[T]:
@@ -233,15 +299,9 @@ class ThreadIterator(Generic[T]):
         await self.aclose()
 
     def _start(self) -> None:
-        self._channel.call_soon = _threadsafe_caller()
-        thread = threading.Thread(
-            target=_work,
-            args=(self._channel, self._open_iter),
-            name=f"hf_textgen-aio-{next(_thread_names)}",
-            daemon=True,
-        )
-        thread.start()
-        self._thread = thread
+        self._channel.waker = _loop_waker()
+        _spawn(self._channel, self._open_iter)
+        self._started = True
 
     async def __anext__(self) -> T:
         if self._batch:
@@ -251,7 +311,7 @@ class ThreadIterator(Generic[T]):
     async def _next_batch(self) -> T:
         """Swap in the worker's batch, sleeping until there is one; return its first item."""
         channel = self._channel
-        if self._thread is None:
+        if not self._started:
             if channel.stopped:
                 raise StopAsyncIteration
             self._start()
@@ -284,7 +344,7 @@ class ThreadIterator(Generic[T]):
     def _stop(self) -> None:
         """Synchronous stop: flag, wake the worker, and interrupt its blocking call if it still runs."""
         self._batch.clear()
-        if self._channel.stop() and self._thread is not None and self._interrupt is not None:
+        if self._channel.stop() and self._started and self._interrupt is not None:
             try:
                 self._interrupt()
             except Exception:  # best effort: the resource may already be closed
@@ -293,7 +353,7 @@ class ThreadIterator(Generic[T]):
     async def aclose(self) -> None:
         """Stop the worker and wait (shielded, at most 2 s) until it has closed its iterator."""
         self._stop()
-        if self._thread is None:
+        if not self._started:
             return
         channel = self._channel
         with anyio.move_on_after(_CLOSE_TIMEOUT, shield=True):
@@ -306,7 +366,7 @@ class ThreadIterator(Generic[T]):
 
     def __del__(self) -> None:
         # The safety net after ``break``: it cannot wait, but the worker stops and closes on its own.
-        if getattr(self, "_thread", None) is not None:
+        if getattr(self, "_started", False):
             self._stop()
 
 

@@ -3,7 +3,7 @@ and typed chunks. Pure functions over payloads: no I/O."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
 
 from . import errors
 from .errors import ResponseError
@@ -13,9 +13,10 @@ from .types import Chunk, FinishReason, Reasoning, ToolCalls, Usage
 
 def stream_chunks(payloads: Iterable[Any], place: str) -> Iterator[Chunk]:
     """Chunks of a streamed answer. Usage is yielded once, last; tool-call deltas are assembled
-    and yielded before the finish reason. A stream that ends before ``[DONE]`` and before any
-    finish reason raises ``ResponseError`` after what arrived was yielded."""
-    tools = ToolCallAssembler()
+    and yielded before the finish reason, which is yielded once. A stream that ends before
+    ``[DONE]`` and before any finish reason raises ``ResponseError`` after what arrived was
+    yielded; a payload of an unexpected shape raises ``ResponseError`` naming it."""
+    tools = ToolCallAssembler(place)
     usage: Optional[Mapping[str, Any]] = None
     finished = done = False
     for payload in payloads:
@@ -23,28 +24,41 @@ def stream_chunks(payloads: Iterable[Any], place: str) -> Iterator[Chunk]:
             done = True
             break
         if type(payload) is not dict:
-            raise ResponseError(f"unexpected stream payload ({place}): {errors.shorten(json.dumps(payload), 120)}")
+            raise _unexpected("stream payload", payload, place)
         choices = payload.get("choices")
         if choices:
+            if type(choices) is not list or type(choices[0]) is not dict:
+                raise _unexpected("choices", choices, place)
             choice = choices[0]
             delta = choice.get("delta")
             if delta:
+                if type(delta) is not dict:
+                    raise _unexpected("delta", delta, place)
                 content = delta.get("content")
                 if content:
-                    yield content
+                    if type(content) is str:
+                        yield content
+                    else:
+                        text = _text_of(content, place)
+                        if text:
+                            yield text
                 reasoning = delta.get("reasoning_content") or delta.get("reasoning")
                 if reasoning:
+                    if type(reasoning) is not str:
+                        raise _unexpected("reasoning", reasoning, place)
                     yield Reasoning(reasoning)
                 if delta.get("tool_calls"):
                     tools.add(delta["tool_calls"])
             finish_reason = choice.get("finish_reason")
-            if finish_reason:
+            if finish_reason and not finished:
                 if tools:
                     yield tools.pop()
-                yield FinishReason(finish_reason)
+                yield FinishReason(str(finish_reason))
                 finished = True
         if payload.get("usage"):
             usage = payload["usage"]
+            if not isinstance(usage, Mapping):
+                raise _unexpected("usage", usage, place)
     if tools:
         yield tools.pop()
     if usage:
@@ -55,23 +69,46 @@ def stream_chunks(payloads: Iterable[Any], place: str) -> Iterator[Chunk]:
 
 def completion_chunks(payload: Any, place: str) -> Iterator[Chunk]:
     """The same chunk types from one non-streamed ``chat.completion`` answer."""
+    if isinstance(payload, dict) and (payload.get("error") or payload.get("object") == "error"):  # OpenAI, TGI / vLLM
+        raise ResponseError(f"the server reported an error ({place}): {errors.shorten(errors.error_text(payload))}")
     if not isinstance(payload, dict) or not isinstance(payload.get("choices"), list):
-        if isinstance(payload, dict) and payload.get("error"):
-            raise ResponseError(f"the server reported an error ({place}): {errors.shorten(errors.error_text(payload))}")
-        raise ResponseError(f"unexpected answer ({place}): {errors.shorten(json.dumps(payload), 160)}")
+        raise _unexpected("answer", payload, place)
     choice = payload["choices"][0] if payload["choices"] else {}
-    message = choice.get("message") or {}
+    message = (choice.get("message") or {}) if isinstance(choice, dict) else None
+    if not isinstance(message, dict):
+        raise _unexpected("choice", choice, place)
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if reasoning:
+        if not isinstance(reasoning, str):
+            raise _unexpected("reasoning", reasoning, place)
         yield Reasoning(reasoning)
-    if message.get("content"):
-        yield message["content"]
+    content = message.get("content")
+    if content:
+        text = content if isinstance(content, str) else _text_of(content, place)
+        if text:
+            yield text
     if message.get("tool_calls"):
+        if not isinstance(message["tool_calls"], list):
+            raise _unexpected("tool_calls", message["tool_calls"], place)
         yield ToolCalls(list(message["tool_calls"]))
     if choice.get("finish_reason"):
-        yield FinishReason(choice["finish_reason"])
-    if payload.get("usage"):
-        yield make_usage(payload["usage"])
+        yield FinishReason(str(choice["finish_reason"]))
+    usage = payload.get("usage")
+    if usage:
+        if not isinstance(usage, Mapping):
+            raise _unexpected("usage", usage, place)
+        yield make_usage(usage)
+
+
+def _text_of(content: Any, place: str) -> str:
+    """The text of content given as OpenAI content parts (``[{"type": "text", "text": ...}]``)."""
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        return "".join(part["text"] for part in content if isinstance(part.get("text"), str))
+    raise _unexpected("content", content, place)
+
+
+def _unexpected(what: str, value: Any, place: str) -> ResponseError:
+    return ResponseError(f"unexpected {what} in the answer ({place}): {errors.shorten(json.dumps(value, default=repr), 120)}")
 
 
 def make_usage(raw: Mapping[str, Any]) -> Usage:
@@ -83,30 +120,44 @@ def make_usage(raw: Mapping[str, Any]) -> Usage:
 
 
 class ToolCallAssembler:
-    """Joins streamed tool-call deltas (by ``index``) into complete OpenAI tool calls."""
+    """Joins streamed tool-call deltas (by ``index``) into complete OpenAI tool calls. A delta
+    without ``index`` continues the last call, unless it brings a new ``id``."""
 
-    def __init__(self) -> None:
+    def __init__(self, place: str = "the stream") -> None:
+        self.place = place
         self._calls: Dict[int, Dict[str, Any]] = {}
+        self._last: Optional[int] = None
 
     def __bool__(self) -> bool:
         return bool(self._calls)
 
-    def add(self, deltas: List[Dict[str, Any]]) -> None:
+    def add(self, deltas: Any) -> None:
+        if not isinstance(deltas, list):
+            raise _unexpected("tool_calls", deltas, self.place)
         for delta in deltas:
-            index = delta.get("index", len(self._calls))
+            if not isinstance(delta, dict):
+                raise _unexpected("tool call", delta, self.place)
+            index = delta.get("index")
+            if not isinstance(index, int):
+                new_id = delta.get("id") and all(call["id"] != delta["id"] for call in self._calls.values())
+                index = self._last if self._last is not None and not new_id else len(self._calls)
+            self._last = index
             call = self._calls.setdefault(index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
             if delta.get("id"):
                 call["id"] = delta["id"]
             if delta.get("type"):
                 call["type"] = delta["type"]
             function = delta.get("function") or {}
-            if function.get("name"):
-                call["function"]["name"] += function["name"]
+            if not isinstance(function, dict):
+                raise _unexpected("tool call", delta, self.place)
+            name = function.get("name")
+            if name and name != call["function"]["name"]:  # some servers repeat the whole name
+                call["function"]["name"] += str(name)
             if function.get("arguments"):
                 arguments = function["arguments"]
                 call["function"]["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments)
 
     def pop(self) -> ToolCalls:
         calls = [self._calls[index] for index in sorted(self._calls)]
-        self._calls = {}
+        self._calls, self._last = {}, None
         return ToolCalls(calls)

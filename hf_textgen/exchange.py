@@ -5,11 +5,13 @@ fully read stream gives its connection back to the pool for the next call.
 """
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from typing import Iterator, Optional
 
 from . import chunks, sse, transport
-from .errors import ResponseError
+from .errors import ResponseError, StreamTimeoutError
 from .types import Chunk, PreparedRequest, ProviderInfo, Timeouts
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -24,14 +26,19 @@ def answer(
     timeouts: Timeouts,
     abort: Optional[transport.Abort] = None,
     max_event_bytes: int = sse.MAX_EVENT_BYTES,
+    started: Optional[float] = None,
 ) -> Iterator[Chunk]:
     """The chunks of one provider's answer. For server-side routing (provider ``auto``) the
-    provider named by the router's ``x-inference-provider`` header is yielded first."""
-    started = time.monotonic()
+    provider named by the router's ``x-inference-provider`` header is yielded first.
+
+    The total and time-to-first-token deadlines count from ``started`` (``time.monotonic()``;
+    default: now): pass the start of the whole call so that failover does not restart them."""
+    if started is None:
+        started = time.monotonic()
     first = _first_deadline(timeouts, started)
     ttft_first = timeouts.first_token is not None and (timeouts.total is None or timeouts.first_token < timeouts.total)
     deadline = transport.Deadline(first, "time-to-first-token deadline" if ttft_first else "total deadline")
-    response = transport.post(request, timeouts, abort)
+    response = _post(request, timeouts, deadline, abort)
     complete = False
     try:
         if request.provider == "auto":
@@ -44,7 +51,8 @@ def answer(
             stream = chunks.stream_chunks(sse.payloads(reads, place, max_event_bytes), place)
             if timeouts.first_token is not None:
                 for chunk in stream:  # content arrived: only the total deadline is left
-                    deadline.at, deadline.what = _total(timeouts, started), "total deadline"
+                    # inf, not None: the reader then gives the socket back its idle read timeout
+                    deadline.at, deadline.what = _total(timeouts, started) or math.inf, "total deadline"
                     yield chunk
                     break
             yield from stream
@@ -60,6 +68,24 @@ def answer(
         complete = True
     finally:
         transport.finish(response, complete)
+
+
+def _post(
+    request: PreparedRequest, timeouts: Timeouts, deadline: transport.Deadline, abort: Optional[transport.Abort]
+) -> "transport.requests.Response":
+    """POST, waiting for the answer's headers no longer than the deadline allows."""
+    if deadline.at is None:
+        return transport.post(request, timeouts, abort)
+    passed = StreamTimeoutError(f"{deadline.what} passed ({transport.where(request)})", provider=request.provider)
+    left = deadline.at - time.monotonic()
+    if left <= 0:  # spent on earlier providers: do not even connect
+        raise passed
+    try:
+        return transport.post(request, replace(timeouts, connect=min(timeouts.connect, left), read=min(timeouts.read, left)), abort)
+    except StreamTimeoutError:
+        if time.monotonic() < deadline.at:
+            raise
+        raise passed from None
 
 
 def _total(timeouts: Timeouts, started: float) -> Optional[float]:

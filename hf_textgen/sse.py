@@ -1,15 +1,22 @@
 """Server-Sent Events: bytes -> events -> JSON payloads. The only module that imports sseclient.
 
-sseclient-py parses event fields; :class:`EventFramer` makes the byte stream it is handed correct
-by the WHATWG rules first: CR, LF and CRLF line ends (also split across reads) become LF, one
-leading BOM is stripped, only complete events are passed on (an unterminated event at EOF is
-discarded, never half-delivered), an event is joined once however many reads it took (no
-quadratic growth) and an event larger than ``max_event_bytes`` raises instead of eating memory.
+sseclient-py parses each event's fields; :class:`EventFramer` delimits the events first, by the
+WHATWG rules, because sseclient-py 1.9 alone merges events on mixed line ends (LF then CRLF),
+hands a half event to the caller at EOF, keeps a leading BOM, and joins an event's lines one by
+one (quadratic). The framer turns CR, LF and CRLF line ends (also split across reads) into LF,
+strips one leading BOM, passes on only complete events, one at a time (an unterminated event at
+EOF is discarded, never half-delivered), joins an event once however many reads it took, and
+refuses an event larger than ``max_event_bytes`` before it is held in memory whole.
+
+sseclient-py still appends an event's ``data`` lines one by one, so an event's parse time grows
+with lines x bytes; an event over :data:`MAX_EVENT_WORK` of that product (8 MiB in more than 512
+lines, 1 MiB in more than 4096) is refused too, which no real chat stream comes near.
 """
 from __future__ import annotations
 
 import json
 import json.scanner
+from itertools import chain
 from typing import Any, Iterable, Iterator, List
 
 from sseclient import SSEClient
@@ -18,28 +25,36 @@ from . import errors
 from .errors import ResponseError
 
 MAX_EVENT_BYTES = 8 * 1024 * 1024
+MAX_EVENT_WORK = 1 << 32  # lines x bytes of one event: a tenth of a second of parsing, about
 BOM = b"\xef\xbb\xbf"
 DONE = object()  # yielded once for ``data: [DONE]``; nothing is read after it
 
 
 class EventFramer:
-    """Incremental: feed reads of any size, get back LF-normalised blocks of complete events."""
+    """Incremental: feed reads of any size, get back the events they complete, each LF-normalised,
+    without its terminating blank line, and never empty."""
 
-    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES, place: str = "the event stream") -> None:
         self.max_event_bytes = max_event_bytes
+        self.place = place
+        # Smaller events need no check: under the byte cap, and lines <= bytes / 2 keeps lines x
+        # bytes under MAX_EVENT_WORK.
+        self._check_above = min(max_event_bytes, 65536)
         self._pending: List[bytes] = []  # the unfinished event, normalised
         self._pending_size = 0
         self._ends_with_lf = False  # the normalised stream so far ends with LF
         self._after_cr = False  # the last read ended with CR: a leading LF belongs to it
         self._head: "bytes | None" = b""  # the first bytes, until we know whether they are a BOM
 
-    def feed(self, data: bytes) -> bytes:
-        """Return every event completed by ``data`` (possibly b"")."""
+    def feed(self, data: bytes) -> List[bytes]:
+        """Return every event completed by ``data`` (often none)."""
+        if not data:  # an empty read must not forget a CR that ended the previous one
+            return []
         if self._head is not None:
             data = self._head + data
             if len(data) < 3 and BOM.startswith(data):
                 self._head = data
-                return b""
+                return []
             self._head = None
             if data.startswith(BOM):
                 data = data[3:]
@@ -51,7 +66,7 @@ class EventFramer:
             self._after_cr = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if not data:
-            return b""
+            return []
         index = data.rfind(b"\n\n")
         if index >= 0:
             end = index + 2
@@ -60,39 +75,73 @@ class EventFramer:
         self._ends_with_lf = data[-1] == 10
         if not end:
             self._keep(data)
-            return b""
+            return []
         block = data[:end]
         if self._pending:
             block = b"".join(self._pending) + block
             self._pending, self._pending_size = [], 0
         if end < len(data):
             self._keep(data[end:])
-        return block
+        # No part holds a blank line; one may start with the LF of a second blank line in a row.
+        found = []
+        for event in block.split(b"\n\n"):
+            if event:
+                if event[0] == 10:
+                    event = event[1:]
+                    if not event:
+                        continue
+                if len(event) > self._check_above:
+                    self._check(event)
+                found.append(event)
+        return found
 
     def _keep(self, piece: bytes) -> None:
         self._pending.append(piece)
         self._pending_size += len(piece)
-        if self._pending_size > self.max_event_bytes:
+        # The pending bytes may hold one leading LF and the event's last LF beyond the event itself.
+        if self._pending_size > self.max_event_bytes + 2:
+            raise self._too_large()
+
+    def _check(self, event: bytes) -> None:
+        if len(event) > self.max_event_bytes:
+            raise self._too_large()
+        lines = event.count(b"\n") + 1
+        if lines * len(event) > MAX_EVENT_WORK:
             raise ResponseError(
-                f"a server-sent event exceeded {self.max_event_bytes} bytes without ending; "
-                "raise max_event_bytes if the server really sends such events"
+                f"a server-sent event of {len(event)} bytes in {lines} lines is too costly to parse "
+                f"(lines x bytes over {MAX_EVENT_WORK}) in {self.place}"
             )
 
+    def _too_large(self) -> ResponseError:
+        return ResponseError(
+            f"a server-sent event exceeded {self.max_event_bytes} bytes in {self.place}; "
+            "raise max_event_bytes if the server really sends such events"
+        )
 
-def events(reads: Iterable[bytes], max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[Any]:
-    """sseclient events of a byte stream, with the framing made correct by :class:`EventFramer`."""
-    framer = EventFramer(max_event_bytes)
-    blocks = (block for block in map(framer.feed, reads) if block)
+
+class _EventParser(SSEClient):
+    """sseclient-py's field parsing, over events :class:`EventFramer` already delimited."""
+
+    def _read(self) -> Iterator[bytes]:  # its own event joining is what the framer replaces
+        return self._event_source
+
+
+def events(reads: Iterable[bytes], max_event_bytes: int = MAX_EVENT_BYTES, place: str = "the event stream") -> Iterator[Any]:
+    """sseclient events (``.event``, ``.data``, ``.id``) of a byte stream, framed by :class:`EventFramer`."""
+    framer = EventFramer(max_event_bytes, place)
     try:
-        yield from SSEClient(blocks).events()
+        yield from _EventParser(chain.from_iterable(map(framer.feed, reads))).events()
     except UnicodeDecodeError as error:
-        raise ResponseError(f"invalid UTF-8 in the event stream at byte {error.start} of an event") from None
+        raise ResponseError(f"invalid UTF-8 in {place} (byte {error.start} of a line): {error.reason}") from None
 
 
 def payloads(reads: Iterable[bytes], place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[Any]:
-    """JSON payloads of the ``data`` of each event; ``DONE`` at ``[DONE]``; in-band errors raise."""
-    for event in events(reads, max_event_bytes):
+    """JSON payloads of the ``data`` of each event; ``DONE`` at ``[DONE]``; in-band errors raise.
+    Events with empty data are skipped; malformed JSON raises, never skipped."""
+    for event in events(reads, max_event_bytes, place):
         data = event.data
+        if not data:  # ``data:`` with nothing after it carries no payload
+            continue
         if data == "[DONE]":
             yield DONE
             return
@@ -100,9 +149,9 @@ def payloads(reads: Iterable[bytes], place: str, max_event_bytes: int = MAX_EVEN
             raise ResponseError(f"the server sent an error event ({place}): {errors.shorten(_error_message(data))}")
         try:
             payload = loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
             raise ResponseError(f"malformed JSON in the stream ({place}): {errors.shorten(data, 120)!r}") from None
-        if type(payload) is dict and payload.get("error"):
+        if type(payload) is dict and (payload.get("error") or payload.get("object") == "error"):  # OpenAI, TGI / vLLM
             raise ResponseError(f"the server reported an error in the stream ({place}): {errors.shorten(errors.error_text(payload))}")
         yield payload
 
