@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Dict, List, Mapping, Optional
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from . import config
 from .catalog import HF_INFERENCE, route_for
@@ -79,10 +79,11 @@ def server_side_request(model: str, body: Mapping[str, Any], token: Optional[str
 
 def api_base_request(api_base: str, model: str, body: Mapping[str, Any], token: Optional[str]) -> PreparedRequest:
     """POST {api_base}/chat/completions on any OpenAI-compatible server (TGI, vLLM, llama.cpp, ...)."""
-    if urlsplit(api_base).scheme not in ("http", "https"):
-        raise ConfigurationError(f"api_base must be an http(s) URL, got {api_base!r}")
-    url = api_base.rstrip("/") + "/chat/completions"
-    return _request(url, {"model": model, **body}, token, urlsplit(api_base).hostname or "api_base", model)
+    parts = urlsplit(api_base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"api_base must be an http(s) URL with a host, such as http://127.0.0.1:8080/v1, got {api_base!r}")
+    url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))  # before any ?query
+    return _request(url, {"model": model, **body}, token, parts.hostname, model)
 
 
 def _request(url: str, body: Dict[str, Any], token: Optional[str], provider: str, model: str) -> PreparedRequest:

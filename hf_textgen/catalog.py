@@ -60,8 +60,10 @@ PROVIDER_ROUTES: Dict[str, str] = {
 }
 SERVER_SIDE_POLICIES = ("fastest", "cheapest", "preferred")
 
-_MODEL_ID = re.compile(r"^[\w.\-]+(/[\w.\-]+)?$", re.ASCII)
-_PROVIDER = re.compile(r"^[a-z0-9](?:[a-z0-9_\-]{0,62}[a-z0-9])?$", re.ASCII)
+# Each part starts and ends with a letter, digit or '_' (the Hub's rule); fullmatch: no trailing "\n".
+_ID_PART = r"\w(?:[\w.\-]*\w)?"
+_MODEL_ID = re.compile(rf"(?:{_ID_PART}/)?{_ID_PART}", re.ASCII)
+_PROVIDER = re.compile(r"[a-z0-9](?:[a-z0-9_\-]{0,62}[a-z0-9])?", re.ASCII)
 
 
 def validate_model_id(model: str) -> str:
@@ -69,22 +71,20 @@ def validate_model_id(model: str) -> str:
     if (
         not isinstance(model, str)
         or len(model) > 96
-        or not _MODEL_ID.match(model)
+        or not _MODEL_ID.fullmatch(model)
         or "--" in model
         or ".." in model
-        or model.startswith(("-", "."))
-        or model.endswith(("-", "."))
     ):
         raise ConfigurationError(
-            f"invalid model id {model!r}: use 'org/name' (letters, digits, '-', '_', '.'; "
-            "at most one '/', 96 characters, no '--' or '..')"
+            f"invalid model id {model!r}: use 'org/name' (letters, digits, '-', '_', '.', each part "
+            "starting and ending with a letter or digit; at most one '/', 96 characters, no '--' or '..')"
         )
     return model
 
 
 def is_valid_provider(name: Any) -> bool:
     """Provider names become a URL path segment: lowercase letters, digits, '-' and '_' only."""
-    return isinstance(name, str) and bool(_PROVIDER.match(name))
+    return isinstance(name, str) and bool(_PROVIDER.fullmatch(name))
 
 
 def validate_provider(name: Any) -> str:

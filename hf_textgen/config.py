@@ -4,6 +4,8 @@ Everything is read at call time (not frozen at import) so that environment chang
 """
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from pathlib import Path
 from typing import Optional, Tuple, Union
@@ -55,8 +57,17 @@ def is_hf_token(token: Optional[str]) -> bool:
 
 
 def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1); not a name like ``127.evil.com``."""
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def may_carry_token(url: str) -> bool:
@@ -70,11 +81,16 @@ def make_timeouts(timeout: TimeoutLike) -> Timeouts:
         return DEFAULT_TIMEOUTS
     if isinstance(timeout, Timeouts):
         return timeout
-    if isinstance(timeout, tuple):
+    if isinstance(timeout, tuple) and len(timeout) == 2 and all(map(_seconds, timeout)):
         connect, read = timeout
         return Timeouts(connect=float(connect), read=float(read))
-    if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout > 0:
-        return Timeouts(connect=float(timeout), read=float(timeout))
+    if _seconds(timeout):
+        return Timeouts(connect=float(timeout), read=float(timeout))  # type: ignore[arg-type]
     from .errors import ConfigurationError
 
     raise ConfigurationError(f"timeout must be a positive number, a (connect, read) pair or Timeouts, not {timeout!r}")
+
+
+def _seconds(value: object) -> bool:
+    """A usable number of seconds: positive and finite (``True`` is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf

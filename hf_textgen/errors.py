@@ -41,17 +41,19 @@ __all__ = [
 ]
 
 # Hugging Face tokens (hf_...), bearer values and generic api keys (sk-..., long secrets after key=).
-_SECRET = re.compile(
-    r"(hf_[A-Za-z0-9]{6,}|sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.~+/=]{4,}"
-    r"|(?i:(?:api[_-]?key|token|access_token)=)[A-Za-z0-9_\-.~+/]{4,})"
-)
+# Token-shaped values: Hugging Face tokens, OpenAI-style keys, bearer credentials.
+_SECRET = re.compile(r"hf_[A-Za-z0-9]{6,}|sk-[A-Za-z0-9_\-]{6,}|(?i:bearer)\s+[A-Za-z0-9_\-.~+/=]{4,}")
+# Secret-looking parameters (``api_key=...`` in a URL or text) keep their name and lose their value.
+_SECRET_PARAM = re.compile(r"(?i)\b((?:api[_-]?key|apikey|key|token|access_token|secret|password|sig|signature|auth)=)[^\s&\"',;]{4,}")
+# Credentials in a URL: ``https://user:password@host`` -> ``https://***@host``.
+_USERINFO = re.compile(r"(://)[^/\s@]+@")
 _known_secrets: "set[str]" = set()
 MAX_SERVER_MESSAGE = 300
 
 
 def remember_secret(secret: Optional[str]) -> None:
     """Register a token value so that :func:`redact` removes it even when it looks unusual."""
-    if secret and len(secret) >= 4:
+    if secret and len(secret) >= 8:  # shorter values ("EMPTY") would mask ordinary words
         _known_secrets.add(secret)
 
 
@@ -60,7 +62,9 @@ def redact(text: str) -> str:
     for secret in _known_secrets:
         if secret in text:
             text = text.replace(secret, "***")
-    return _SECRET.sub("***", text)
+    text = _SECRET.sub("***", text)
+    text = _SECRET_PARAM.sub(r"\1***", text)
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def shorten(text: str, limit: int = MAX_SERVER_MESSAGE) -> str:

@@ -1,11 +1,18 @@
 """The provider loop: try each planned request in order, move on only for errors that allow it
-and only before any content reached the caller, and report every attempt when all fail."""
+and only before any content reached the caller, and report every attempt when all fail.
+
+Opt-in (``retry_rate_limited`` seconds, default 0 = off): a 429 whose ``Retry-After`` is at most that
+long is waited out and the same provider retried, once, before moving on. The wait is a ``pause``
+callable that returns early (False) when the caller has gone, so a wait never outlives its consumer.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+import math
+import time
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
-from .errors import ConnectError, HFTextGenError, ResponseStatusError, StreamTimeoutError, exhausted
+from .errors import ConfigurationError, ConnectError, HFTextGenError, RateLimitError, ResponseStatusError, StreamTimeoutError, exhausted
 from .exchange import provider_label
 from .types import Chunk, PreparedRequest, ProviderInfo
 
@@ -13,6 +20,7 @@ logger = logging.getLogger("hf_textgen")
 
 # 402 credits, 403 spending limit, 404 not served there, 408 timeout, 429 rate limit; 5xx below.
 FAILOVER_STATUSES = frozenset({402, 403, 404, 408, 429})
+RATE_LIMIT_RETRIES = 1  # per provider, with retry_rate_limited on
 
 
 def allows_failover(error: HFTextGenError) -> bool:
@@ -23,32 +31,68 @@ def allows_failover(error: HFTextGenError) -> bool:
     return isinstance(error, (ConnectError, StreamTimeoutError))
 
 
+def check_retry_cap(seconds: Any) -> float:
+    """Validate ``retry_rate_limited`` (seconds, 0 = off) before anything is sent."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        raise ConfigurationError(f"retry_rate_limited must be a number of seconds >= 0 (0: off), not {seconds!r}")
+    return float(seconds)
+
+
+def rate_limit_wait(error: HFTextGenError, cap: float, retries_done: int) -> Optional[float]:
+    """Seconds to wait before retrying the same provider after ``error``, or None to move on:
+    only a 429 with a ``Retry-After`` within ``cap``, and only ``RATE_LIMIT_RETRIES`` times."""
+    if cap <= 0 or not isinstance(error, RateLimitError) or error.retry_after is None or retries_done >= RATE_LIMIT_RETRIES:
+        return None
+    return error.retry_after if error.retry_after <= cap else None
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
 def run(
     model: str,
     requests: Iterable[PreparedRequest],
     answer: Callable[[PreparedRequest], Iterator[Chunk]],
     stopped: Optional[Callable[[], bool]] = None,
+    *,
+    retry_rate_limited: float = 0.0,
+    pause: Optional[Callable[[float], bool]] = None,
 ) -> Iterator[Chunk]:
-    """Yield ``ProviderInfo`` then the answer of the first provider that answers."""
+    """Yield ``ProviderInfo`` then the answer of the first provider that answers.
+
+    ``pause(seconds)`` (default: sleep) waits before a rate-limit retry and returns False if the
+    caller has gone meanwhile."""
+    pause = pause or _sleep
     attempts: List[Tuple[str, HFTextGenError]] = []
     for request in requests:
-        if stopped is not None and stopped():
+        retries = 0
+        while True:
+            if stopped is not None and stopped():
+                return
+            if request.provider != "auto" and not retries:
+                yield ProviderInfo(provider_label(request.provider), model, request.provider)
+            chunks = answer(request)
+            try:  # only an error before the first chunk may move on to the next provider
+                first = next(chunks)
+            except StopIteration:
+                return
+            except HFTextGenError as error:
+                wait = rate_limit_wait(error, retry_rate_limited, retries)
+                if wait is not None:
+                    retries += 1
+                    logger.info("provider %s is rate limited for %s, retrying in %.1f s", request.provider, model, wait)
+                    if not pause(wait):
+                        return
+                    continue
+                if not allows_failover(error):
+                    raise
+                attempts.append((request.provider, error))
+                logger.warning("provider %s failed for %s, trying the next one: %s", request.provider, model, error)
+                break
+            yield first
+            yield from chunks
             return
-        if request.provider != "auto":
-            yield ProviderInfo(provider_label(request.provider), model, request.provider)
-        chunks = answer(request)
-        try:  # only an error before the first chunk may move on to the next provider
-            first = next(chunks)
-        except StopIteration:
-            return
-        except HFTextGenError as error:
-            if not allows_failover(error):
-                raise
-            attempts.append((request.provider, error))
-            logger.warning("provider %s failed for %s, trying the next one: %s", request.provider, model, error)
-            continue
-        yield first
-        yield from chunks
-        return
     if attempts:
         raise exhausted(model, attempts)

@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 from . import config, transport
 from .catalog import is_usable, normalize_mapping, validate_model_id
@@ -114,23 +114,27 @@ def list_models(token: Optional[str], timeouts: Timeouts, extra: List[str], fall
 
 def _fetch_listing(hub: str, token: Optional[str], timeouts: Timeouts) -> List[str]:
     models: List[str] = []
-    url: Optional[str] = f"{hub}/api/models?{LISTING_QUERY}"
+    url = f"{hub}/api/models?{LISTING_QUERY}"
     for _ in range(MAX_PAGES):
-        if url is None:
-            break
-        page, url = _fetch_page(url, token, timeouts)
+        page, next_url = _fetch_page(url, token, timeouts)
         if not isinstance(page, list):
             raise ValueError(f"the listing is a {type(page).__name__}, not a list")
         models += [item["id"] for item in page if _has_chat_provider(item)]
+        if next_url is None:
+            return models
+        url = next_url
+    logger.warning("the model listing has more than %d pages; using the first %d", MAX_PAGES, MAX_PAGES)
     return models
 
 
 def _fetch_page(url: str, token: Optional[str], timeouts: Timeouts) -> Tuple[Any, Optional[str]]:
     page, link = transport.get_json_with_link(url, token, timeouts, "model listing")
     match = _NEXT_LINK.search(link or "")
-    return page, (match.group(1) if match else None)
+    return page, (urljoin(url, match.group(1)) if match else None)  # the Hub may send a relative link
 
 
 def _has_chat_provider(item: Any) -> bool:
-    mapping = normalize_mapping(item.get("inferenceProviderMapping"), item.get("id", ""))
-    return isinstance(item.get("id"), str) and any(is_usable(entry) for entry in mapping.values())
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise ValueError(f"unexpected item in the model listing: {item!r:.80}")
+    mapping = normalize_mapping(item.get("inferenceProviderMapping"), item["id"])
+    return any(is_usable(entry) for entry in mapping.values())

@@ -60,6 +60,8 @@ def trim_messages(messages: List[Message], max_length: int) -> List[Message]:
 
 def media_to_url(item: Any) -> str:
     """A media item as an image URL: http(s) or data: URLs pass; bytes and file paths become data URLs."""
+    if isinstance(item, tuple) and len(item) != 2:
+        raise ConfigurationError(f"a media tuple must be (data, name), got {len(item)} items")
     data, name = item if isinstance(item, tuple) else (item, None)
     if isinstance(data, str) and data.startswith(("http://", "https://", "data:")):
         return data
@@ -78,7 +80,9 @@ def media_to_url(item: Any) -> str:
 
 
 def _sniff_image_type(data: bytes) -> str:
-    signatures = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif", b"RIFF": "image/webp"}
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":  # RIFF alone is also WAV, AVI, ...
+        return "image/webp"
+    signatures = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
     return next((mime for magic, mime in signatures.items() if data.startswith(magic)), "application/octet-stream")
 
 

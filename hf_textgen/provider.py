@@ -4,6 +4,7 @@ threads through :mod:`hf_textgen.aio`, imported only when first used."""
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import build, catalog, config, exchange, failover, hub, sse
@@ -88,15 +89,19 @@ class HuggingFaceAPI:
         timeout: TimeoutLike = None,
         extra_body: Optional[Dict[str, Any]] = None,
         max_event_bytes: int = sse.MAX_EVENT_BYTES,
+        retry_rate_limited: float = 0.0,
         abort: Optional[Abort] = None,
         **params: Any,
     ) -> Iterator[Chunk]:
         """Stream a chat completion: ``str`` text deltas and typed chunks, with provider failover.
 
         Input is checked now (bad input raises here, before anything is sent); the network is used
-        when iteration starts. ``abort`` lets another thread stop the stream (used by the async API).
+        when iteration starts. ``retry_rate_limited`` (seconds, default 0 = off): a 429 whose
+        ``Retry-After`` is at most that long is waited out and retried once on the same provider.
+        ``abort`` lets another thread stop the stream (used by the async API).
         """
         build.check_params(params)
+        retry_rate_limited = failover.check_retry_cap(retry_rate_limited)
         messages = validate_messages(messages)
         if not model and media:
             model = cls.default_vision_model
@@ -106,6 +111,8 @@ class HuggingFaceAPI:
         token = config.find_token(api_key)
         body = build.chat_body(messages, max_tokens, stream, params, extra_body)
         if api_base:
+            if provider is not None:
+                raise ConfigurationError("provider= has no meaning with api_base=: the server at api_base answers itself")
             requests_: Any = [build.api_base_request(api_base, model, body, token)]
         else:
             if not token:
@@ -116,11 +123,17 @@ class HuggingFaceAPI:
             names = check_routing(model, provider)
             requests_ = cls._plan(model, provider, names, body, token, timeouts)
 
+        call_started: Optional[float] = None
+
         def answer(request: PreparedRequest) -> Iterator[Chunk]:
-            return exchange.answer(request, timeouts, abort, max_event_bytes)
+            nonlocal call_started  # deadlines count from the first provider: failover does not restart them
+            if call_started is None:
+                call_started = time.monotonic()
+            return exchange.answer(request, timeouts, abort, max_event_bytes, call_started)
 
         stopped = (lambda: abort.requested) if abort is not None else None
-        return failover.run(model, requests_, answer, stopped)
+        pause = abort.pause if abort is not None else None
+        return failover.run(model, requests_, answer, stopped, retry_rate_limited=retry_rate_limited, pause=pause)
 
     @classmethod
     def create_async_generator(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> AsyncIterator[Chunk]:
@@ -154,6 +167,8 @@ def check_routing(model: str, provider: ProviderChoice) -> List[str]:
     catalog.validate_model_id(base)
     if policy and policy not in catalog.SERVER_SIDE_POLICIES:
         catalog.validate_provider(policy)
+    if policy and provider not in (None, "auto"):
+        raise ConfigurationError(f"model {model!r} already names a routing policy; drop provider= or the ':{policy}' suffix")
     if provider == "auto":
         return []
     names = [provider] if isinstance(provider, str) else list(provider or [])

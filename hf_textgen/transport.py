@@ -7,18 +7,21 @@ chunked and close-delimited framing alike (``iter_content`` buffers a close-deli
 from __future__ import annotations
 
 import email.utils
+import html
 import json
+import re
 import socket
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, Optional, Tuple
 
 import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from . import config, errors
+from .chunked import ChunkedDecoder
 from .errors import ConnectError, ResponseError, ResponseStatusError, StreamTimeoutError
 from .types import PreparedRequest, Timeouts
 
@@ -61,6 +64,7 @@ class Abort:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._response: Optional[requests.Response] = None
+        self._event = threading.Event()
         self.requested = False
 
     def attach(self, response: Optional[requests.Response]) -> None:
@@ -72,13 +76,59 @@ class Abort:
     def __call__(self) -> None:
         with self._lock:
             self.requested = True
+            self._event.set()
             if self._response is not None:
                 _shutdown(self._response)
 
+    def pause(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; False (at once) if the stream is aborted meanwhile."""
+        return not self._event.wait(seconds)
+
 
 def _socket_of(response: requests.Response) -> Optional[socket.socket]:
-    connection = getattr(response.raw, "_connection", None)
-    return getattr(connection, "sock", None)
+    """The socket under a response: the pooled connection's, else (close-delimited bodies, whose
+    connection http.client has already detached) the one behind the response's own file."""
+    sock = getattr(getattr(response.raw, "_connection", None), "sock", None)
+    if sock is None:
+        socket_io = getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(socket_io, "_sock", None)
+    return sock
+
+
+def body_reader(response: requests.Response) -> Callable[[int], bytes]:
+    """A ``read1``-like function for the response body (the same one on every call).
+
+    Chunked bodies are decoded here (:class:`~hf_textgen.chunked.ChunkedDecoder`) from the socket
+    file, as urllib3's own ``read_chunked`` does, so one call returns every chunk that has arrived;
+    other bodies, and compressed ones, go through urllib3's ``read1``.
+    """
+    reader = response.__dict__.get("_hf_textgen_read1")
+    if reader is None:
+        raw = response.raw
+        socket_file = getattr(getattr(raw, "_fp", None), "fp", None)
+        if getattr(raw, "chunked", False) and socket_file is not None and not response.headers.get("Content-Encoding"):
+            reader = _dechunking_reader(raw, socket_file)
+        else:
+            reader = raw.read1
+        response.__dict__["_hf_textgen_read1"] = reader
+    return reader  # type: ignore[no-any-return]
+
+
+def _dechunking_reader(raw: Any, socket_file: Any) -> Callable[[int], bytes]:
+    decoder = ChunkedDecoder()
+
+    def read1(size: int) -> bytes:
+        while not decoder.done:
+            data = socket_file.read1(size)
+            if not data:
+                raise urllib3.exceptions.ProtocolError("the connection closed inside the chunked body")
+            decoded = decoder.feed(data)
+            if decoded:
+                return decoded
+        raw._fp.close()  # tell http.client the body is over, so the connection can be reused
+        return b""
+
+    return read1
 
 
 def _shutdown(response: requests.Response) -> None:
@@ -109,6 +159,7 @@ def where(request: PreparedRequest) -> str:
 
 def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = None) -> requests.Response:
     """Send a chat request; return the open response, or raise the typed error for its status."""
+    _remember_token(request.headers.get("Authorization"))
     try:
         response = session().post(
             request.url,
@@ -140,6 +191,7 @@ def get_json_with_link(url: str, token: Optional[str], timeouts: Timeouts, what:
     headers = {"User-Agent": config.USER_AGENT, "Accept": "application/json"}
     if config.is_hf_token(token) and config.may_carry_token(url):
         headers["Authorization"] = f"Bearer {token}"
+        _remember_token(headers["Authorization"])
     place = f"{what}, {url}"
     for attempt in range(retries + 1):
         try:
@@ -155,6 +207,13 @@ def get_json_with_link(url: str, token: Optional[str], timeouts: Timeouts, what:
                 raise network_error(error, place, timeouts) from None
             time.sleep(0.25 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+def _remember_token(authorization: Optional[str]) -> None:
+    """A token about to be sent is redacted from every error and log line, whatever it looks like:
+    a server may echo it back (in its error body, a header or the stream)."""
+    if authorization and authorization.startswith("Bearer "):
+        errors.remember_secret(authorization[len("Bearer ") :])
 
 
 def decode_json(content: bytes, place: str) -> Any:
@@ -192,17 +251,25 @@ def server_message_of(response: requests.Response) -> str:
     if header:
         return errors.shorten(header)
     try:
-        body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) if response.raw else b""
+        if getattr(response, "_content", False) is not False:  # a non-streamed GET: already read
+            body = response.content[:ERROR_BODY_LIMIT]
+        else:
+            body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True) if response.raw else b""
     except Exception:  # a broken error body must not hide the status
         body = b""
     text = body.decode("utf-8", "replace")
     content_type = response.headers.get("Content-Type", "")
     if "html" in content_type or text.lstrip().lower().startswith(("<!doctype", "<html")):
-        return f"an HTML page ({content_type or 'no content type'})"
+        title = _HTML_TITLE.search(text)
+        page = f"an HTML page ({content_type or 'no content type'})"
+        return f"{page}: {errors.shorten(html.unescape(title.group(1)), 120)}" if title and title.group(1).strip() else page
     try:
         return errors.shorten(errors.error_text(json.loads(text)))
     except ValueError:
         return errors.shorten(text)
+
+
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def retry_after_seconds(value: Optional[str]) -> Optional[float]:
@@ -224,7 +291,7 @@ def read_bytes(
     response: requests.Response, request: PreparedRequest, timeouts: Timeouts, deadline: Deadline, abort: Optional[Abort] = None
 ) -> Iterator[bytes]:
     """Yield the body's bytes as they arrive; raise typed errors for stalls, deadlines and cuts."""
-    read1 = response.raw.read1
+    read1 = body_reader(response)
     sock = _socket_of(response) if deadline.at is not None else None
     try:
         while True:
@@ -262,7 +329,7 @@ def finish(response: requests.Response, complete: bool) -> None:
                 sock.settimeout(1.0)
             drained = 0
             while drained <= DRAIN_LIMIT:
-                data = response.raw.read1(READ_SIZE)
+                data = body_reader(response)(READ_SIZE)
                 if not data:
                     response.raw.release_conn()
                     return

@@ -337,12 +337,6 @@ def test_time_to_first_token_deadline(api_base: Client, framing: str) -> None:
         assert_closed_by_client(server)
 
 
-# transport._socket_of finds no socket in a close-delimited response (http.client detaches it from
-# the connection), so the reader cannot give the socket back its idle timeout after the first token.
-SOCKET_OF_CLOSE_DELIMITED = pytest.mark.xfail(strict=True, reason="transport._socket_of: None for close-delimited bodies")
-
-
-@pytest.mark.parametrize("framing", ["chunked", pytest.param("close", marks=SOCKET_OF_CLOSE_DELIMITED)])
 def test_after_the_first_token_only_the_idle_timeout_applies(api_base: Client, framing: str) -> None:
     def handle(exchange: Exchange) -> None:
         exchange.start(framing=framing)

@@ -1,0 +1,90 @@
+"""The public surface: ``hf_textgen.__all__``, the seed's HuggingFaceAPI attributes, and what
+``import hf_textgen`` costs (requests and sseclient-py, never anyio or asyncio)."""
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import hf_textgen
+from hf_textgen import HuggingFaceAPI, catalog
+from hf_textgen.catalog import validate_model_id
+
+
+def test_all_is_pinned() -> None:
+    assert hf_textgen.__all__ == [
+        "HuggingFaceAPI",
+        "calculate_lenght",
+        "errors",
+        "Chunk",
+        "ProviderInfo",
+        "Usage",
+        "FinishReason",
+        "ToolCalls",
+        "Reasoning",
+        "Timeouts",
+        "HFTextGenError",
+        "ConfigurationError",
+        "ConnectError",
+        "ModelNotSupportedError",
+        "MissingAuthError",
+        "PaymentRequiredError",
+        "RateLimitError",
+        "ResponseError",
+        "ResponseStatusError",
+        "StreamTimeoutError",
+    ]
+
+
+def test_every_exported_member_exists_and_errors_come_from_hf_textgen() -> None:
+    for name in hf_textgen.__all__:
+        member = getattr(hf_textgen, name)
+        if inspect.isclass(member) or inspect.isfunction(member):
+            assert member.__module__.startswith("hf_textgen."), name
+    exported_errors = {name for name in hf_textgen.__all__ if name.endswith("Error")}
+    assert exported_errors == {name for name in hf_textgen.errors.__all__ if name.endswith("Error")}
+
+
+def test_the_seeds_attributes() -> None:
+    api = HuggingFaceAPI
+    assert (api.label, api.parent, api.url, api.api_base) == (
+        "HuggingFace (Text Generation)",
+        "HuggingFace",
+        "https://huggingface.co",
+        "https://router.huggingface.co/v1",
+    )
+    assert api.working is True and api.needs_auth is True
+    assert api.default_model.startswith("meta-llama/Llama-") and api.default_model.endswith("-Instruct")
+    assert api.default_vision_model in api.vision_models and api.default_model in api.fallback_models
+    assert api.model_aliases and all(validate_model_id(model) for model in [*api.model_aliases.values(), *api.fallback_models, *api.vision_models])
+    assert api.provider_mapping == {}
+    assert api.model_aliases == catalog.MODEL_ALIASES and api.model_aliases is not catalog.MODEL_ALIASES
+
+
+def test_the_seeds_methods() -> None:
+    for name in ("get_model", "get_models", "get_mapping_sync", "create_completion"):
+        assert callable(getattr(HuggingFaceAPI, name)) and not inspect.iscoroutinefunction(getattr(HuggingFaceAPI, name)), name
+    assert inspect.iscoroutinefunction(HuggingFaceAPI.get_mapping)
+    seed = ["model", "messages", "api_base", "api_key", "max_tokens", "max_inputs_lenght", "media"]
+    parameters = inspect.signature(HuggingFaceAPI.create_completion).parameters
+    assert list(parameters)[: len(seed)] == seed
+    assert (parameters["max_tokens"].default, parameters["max_inputs_lenght"].default, parameters["media"].default) == (2048, 10000, None)
+    assert list(inspect.signature(HuggingFaceAPI.get_mapping).parameters)[:2] == ["model", "api_key"]
+
+
+ALLOWED_THIRD_PARTY = {"hf_textgen", "requests", "urllib3", "sseclient", "charset_normalizer", "chardet", "idna", "certifi"}
+# Not packages: the interpreter's main module, site hooks of editable installs and setuptools, and the
+# runtime modules Cython-compiled extensions (charset_normalizer's) register.
+ARTEFACTS = ("__main__", "_distutils_hack", "__editable__", "_cython_", "cython_runtime")
+
+
+def test_importing_the_package_loads_no_async_library() -> None:
+    code = "import hf_textgen, json, sys; print(json.dumps(sorted(sys.modules)))"
+    loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    tops = {name.split(".")[0] for name in loaded}
+    assert not tops & {"anyio", "trio", "sniffio", "asyncio", "concurrent", "outcome"}
+    assert "hf_textgen.aio" not in loaded and "hf_textgen.cli" not in loaded and "hf_textgen.testing" not in loaded
+    third_party = {name for name in tops - set(sys.stdlib_module_names) if not name.startswith(ARTEFACTS)}
+    assert third_party <= ALLOWED_THIRD_PARTY, sorted(third_party - ALLOWED_THIRD_PARTY)
+    assert {"requests", "sseclient", "hf_textgen"} <= third_party
