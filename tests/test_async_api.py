@@ -4,34 +4,22 @@ connection while the server is stalled, error parity, a free event loop, 200 str
 from __future__ import annotations
 
 import threading
-from typing import Any, AsyncIterator, Iterator, List
+from typing import Any, AsyncIterator, List
 
 import anyio
 import pytest
 
-from hf_textgen import HuggingFaceAPI, aio, hub
+from hf_textgen import HuggingFaceAPI, aio
 from hf_textgen.errors import PaymentRequiredError, ResponseError
 from hf_textgen.types import Timeouts
 
-from support import FRAMINGS, WAIT, Exchange, ScriptedServer, chat_stream, mapping_handler, routes, sse_event, delta, stalling_handler, status_handler, stream_handler
+from support import WAIT, Exchange, ScriptedServer, chat_stream, mapping_handler, routes, sse_event, delta, stalling_handler, status_handler, stream_handler
 
 pytestmark = pytest.mark.anyio
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 EVENTS = chat_stream("Hel", "lo", " there ", "\n", usage={"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5})
 TIMEOUTS = Timeouts(connect=2, read=10)
-
-
-@pytest.fixture(autouse=True)
-def no_cached_mappings() -> Iterator[None]:
-    hub._mappings.clear()
-    yield
-    hub._mappings.clear()
-
-
-@pytest.fixture(params=FRAMINGS)
-def framing(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 def stream(server: ScriptedServer, **kwargs: Any) -> AsyncIterator[Any]:

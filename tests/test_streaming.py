@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
 
-from hf_textgen import HuggingFaceAPI, hub
+from hf_textgen import HuggingFaceAPI
 from hf_textgen.errors import (
     HFTextGenError,
     MissingAuthError,
@@ -25,7 +25,6 @@ from hf_textgen.errors import (
 from hf_textgen.types import Chunk, FinishReason, ProviderInfo, Timeouts, Usage
 
 from support import (
-    FRAMINGS,
     WAIT,
     Exchange,
     Handler,
@@ -50,18 +49,6 @@ MESSAGES = [{"role": "user", "content": "Hi"}]
 USAGE = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
 PROVIDER_ID = "org/model-turbo"
 QUICK = Timeouts(connect=2, read=0.3)  # a stall ends the stream in 0.3 s
-
-
-@pytest.fixture(autouse=True)
-def no_cached_mappings() -> Iterator[None]:
-    hub._mappings.clear()
-    yield
-    hub._mappings.clear()
-
-
-@pytest.fixture(params=FRAMINGS)
-def framing(request: pytest.FixtureRequest) -> str:
-    return request.param
 
 
 @dataclass
