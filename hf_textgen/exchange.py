@@ -67,6 +67,8 @@ def answer(
             )
         complete = True
     finally:
+        if abort is not None:  # the connection may go back to the pool: no longer ours to shut
+            abort.attach_socket(None)
         transport.finish(response, complete)
 
 

@@ -79,6 +79,8 @@ def run(
             except StopIteration:
                 return
             except HFTextGenError as error:
+                if stopped is not None and stopped():  # the caller left: the error is our own doing
+                    return
                 wait = rate_limit_wait(error, retry_rate_limited, retries)
                 if wait is not None:
                     retries += 1

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Tuple
 
 import requests
+import urllib3
+import urllib3.connection
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
@@ -44,6 +46,44 @@ STATUS_HINTS = {
 }
 
 
+_sending = threading.local()  # .abort: the Abort of the request this thread is sending, if any
+
+
+class _AbortableConnection:
+    """Hands the socket to the sending thread's :class:`Abort` before waiting for the answer's
+    headers, so a caller who leaves while a server stays silent frees the thread at once."""
+
+    sock: Optional[socket.socket]
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        abort = getattr(_sending, "abort", None)
+        if abort is not None and self.sock is not None:
+            abort.attach_socket(self.sock)
+        return super().getresponse(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_AbortableConnection, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_AbortableConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class _Adapter(HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
 def session() -> requests.Session:
     """The shared Session: pooled, keep-alive, safe to use from many threads."""
     global _session
@@ -51,7 +91,7 @@ def session() -> requests.Session:
         with _session_lock:
             if _session is None:
                 new = requests.Session()
-                adapter = HTTPAdapter(pool_connections=16, pool_maxsize=POOL_SIZE)
+                adapter = _Adapter(pool_connections=16, pool_maxsize=POOL_SIZE)
                 new.mount("https://", adapter)
                 new.mount("http://", adapter)
                 _session = new
@@ -59,26 +99,29 @@ def session() -> requests.Session:
 
 
 class Abort:
-    """Lets another thread stop a stream: shuts down the socket its reader is blocked on."""
+    """Lets another thread stop a stream: shuts down the socket its reader is blocked on, while
+    it waits for the answer's headers as well as while it reads the body."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._response: Optional[requests.Response] = None
+        self._socket: Optional[socket.socket] = None
         self._event = threading.Event()
         self.requested = False
 
     def attach(self, response: Optional[requests.Response]) -> None:
+        self.attach_socket(None if response is None else _socket_of(response))
+
+    def attach_socket(self, sock: Optional[socket.socket]) -> None:
         with self._lock:
-            self._response = response
-            if self.requested and response is not None:
-                _shutdown(response)
+            self._socket = sock
+            if self.requested:
+                _shutdown(sock)
 
     def __call__(self) -> None:
         with self._lock:
             self.requested = True
             self._event.set()
-            if self._response is not None:
-                _shutdown(self._response)
+            _shutdown(self._socket)
 
     def pause(self, seconds: float) -> bool:
         """Sleep up to ``seconds``; False (at once) if the stream is aborted meanwhile."""
@@ -131,8 +174,7 @@ def _dechunking_reader(raw: Any, socket_file: Any) -> Callable[[int], bytes]:
     return read1
 
 
-def _shutdown(response: requests.Response) -> None:
-    sock = _socket_of(response)
+def _shutdown(sock: Optional[socket.socket]) -> None:
     if sock is not None:
         try:  # the plain socket call also works under TLS, without touching the SSL object
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -160,6 +202,7 @@ def where(request: PreparedRequest) -> str:
 def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = None) -> requests.Response:
     """Send a chat request; return the open response, or raise the typed error for its status."""
     _remember_token(request.headers.get("Authorization"))
+    _sending.abort = abort
     try:
         response = session().post(
             request.url,
@@ -171,13 +214,17 @@ def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = 
         )
     except requests.exceptions.RequestException as error:
         raise network_error(error, where(request), timeouts) from None
-    if abort is not None:
-        abort.attach(response)
+    finally:
+        _sending.abort = None
     if response.status_code >= 300:
+        if abort is not None:  # the connection may go back to the pool: no longer ours to shut
+            abort.attach_socket(None)
         try:
             raise status_error(response, where(request), request.provider)
         finally:
             close(response)
+    if abort is not None:
+        abort.attach(response)
     return response
 
 

@@ -862,36 +862,36 @@ def test_abort_releases_a_thread_blocked_in_recv_mid_stream(lab: Lab) -> None:
     lab.assert_clean()
 
 
-def test_abort_while_waiting_for_response_headers_is_bounded_by_the_read_timeout(lab: Lab) -> None:
-    """Before the headers arrive there is no response whose socket Abort could shut down: the
-    thread is released by the read timeout (1 s here; 120 s by default), not by Abort."""
+def test_abort_while_waiting_for_response_headers_releases_the_thread_at_once(lab: Lab) -> None:
+    """The connection hands its socket to the Abort before waiting for headers: a silent server
+    does not hold the thread for the read timeout (30 s here)."""
     server = lab.serve(silent)
-    abort, finished, thread, result = iterate_in_a_thread(server, Timeouts(connect=1, read=1.0), threading.Event())
+    abort, finished, thread, result = iterate_in_a_thread(server, Timeouts(connect=1, read=30), threading.Event())
     time.sleep(0.2)
     aborted = time.monotonic()
     abort()
     assert finished.wait(BOUND)
     thread.join()
     released = time.monotonic() - aborted
-    assert released < 1.0 + 1.0, f"released after {released:.2f} s"
-    assert isinstance(result[0], StreamTimeoutError)
+    assert released < 1.0, f"released after {released:.2f} s"
+    assert result == []  # the caller asked to stop: the generator ends quietly, no failover
     lab.assert_clean()
 
 
 @async_only
-def test_leaving_while_waiting_for_response_headers_is_bounded_by_the_read_timeout(lab: Lab, driver: Driver) -> None:
+def test_leaving_while_waiting_for_response_headers_frees_the_worker_at_once(lab: Lab, driver: Driver) -> None:
     server = lab.serve(silent)
 
     async def main() -> float:
         with anyio.move_on_after(0.2):
-            async for _ in HuggingFaceAPI.create_async_generator(MODEL, MESSAGES, api_base=base(server), api_key=TOKEN, timeout=Timeouts(connect=1, read=1.0)):
+            async for _ in HuggingFaceAPI.create_async_generator(MODEL, MESSAGES, api_base=base(server), api_key=TOKEN, timeout=Timeouts(connect=1, read=30)):
                 pass
         return time.monotonic()
 
     left = anyio.run(main, backend=driver.mode)
-    assert time.monotonic() - left < 0.5  # the caller is not held up (the worker thread is)
-    lab.assert_clean()  # the worker thread and its socket are gone after the read timeout
-    assert time.monotonic() - left < 1.0 + 1.5
+    assert time.monotonic() - left < 0.5  # the caller is not held up
+    lab.assert_clean()  # the worker thread and its socket are gone, long before the read timeout
+    assert time.monotonic() - left < 3.0
 
 
 def header_drip(conn: Conn) -> None:
