@@ -20,10 +20,11 @@ Design choices, each forced by a measurement or a backend difference:
   worker appends to a deque under a lock; the consumer takes everything there in one locked swap and
   then pops from its own batch without any lock or hop.
 * **Wake the loop only when the consumer sleeps, and never block the worker doing so.** The consumer
-  parks an ``anyio.Event`` in the channel when the buffer is empty; the first item after that schedules
-  ``event.set`` with the loop's own non-blocking thread-safe call (``loop.call_soon_threadsafe`` on
-  asyncio, ``TrioToken.run_sync_soon`` on trio). Items arriving meanwhile ride along with that wake.
-  ``from_thread.run_sync`` would make the worker wait for the loop on every wake.
+  parks a waiter in the channel when the buffer is empty (a bare future on asyncio, an ``anyio.Event``
+  on trio); the first item after that schedules ``waiter.set`` with the loop's own non-blocking
+  thread-safe call (``loop.call_soon_threadsafe`` on asyncio, ``TrioToken.run_sync_soon`` on trio),
+  and wake-ups from all streams of one loop share one such call while it is pending. Items arriving
+  meanwhile ride along. ``from_thread.run_sync`` would make the worker wait for the loop every time.
 * **Backpressure.** The worker blocks on a Condition while ``max_buffer`` items are unconsumed (the
   consumer's current batch included) and resumes when the consumer comes back for more, so memory
   stays bounded with a slow consumer.
@@ -76,11 +77,29 @@ def live_workers() -> int:
     return _live
 
 
-def _threadsafe_caller() -> Callable[[Callable[[], object]], object]:
-    """Return the running loop's non-blocking "run this callback on the loop soon" function.
+class _FutureWaiter:
+    """What a sleeping consumer waits on under asyncio: a bare future, a fraction of the cost of an
+    ``anyio.Event`` (which wraps an ``asyncio.Event`` and its own future) on a path taken per event."""
 
-    Must be called on the event loop. Both functions may be called from any thread and return at once;
-    once the loop has finished they raise ``RuntimeError`` (``trio.RunFinishedError`` is one).
+    __slots__ = ("_future",)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._future = loop.create_future()
+
+    def set(self) -> None:
+        if not self._future.done():  # a cancelled wait leaves a cancelled future behind
+            self._future.set_result(None)
+
+    async def wait(self) -> None:
+        await self._future
+
+
+def _backend_hooks() -> "tuple[Callable[[Callable[[], object]], object], Callable[[], Any]]":
+    """The running loop's non-blocking "run this callback on the loop soon" function, and a factory
+    of waiters (``set()`` on the loop, ``await wait()``). Must be called on the event loop.
+
+    The callback functions may be called from any thread and return at once; once the loop has
+    finished they raise ``RuntimeError`` (``trio.RunFinishedError`` is one).
     """
     try:
         import sniffio  # trio depends on it; without it only asyncio can be running
@@ -91,8 +110,9 @@ def _threadsafe_caller() -> Callable[[Callable[[], object]], object]:
     if library == "trio":
         import trio
 
-        return trio.lowlevel.current_trio_token().run_sync_soon
-    return asyncio.get_running_loop().call_soon_threadsafe
+        return trio.lowlevel.current_trio_token().run_sync_soon, anyio.Event
+    loop = asyncio.get_running_loop()
+    return loop.call_soon_threadsafe, lambda: _FutureWaiter(loop)
 
 
 class _LoopWaker:
@@ -102,8 +122,9 @@ class _LoopWaker:
     iteration and a handle each; while a drain is pending, further wake-ups only join its list.
     """
 
-    def __init__(self, call_soon: Callable[[Callable[[], object]], object]) -> None:
+    def __init__(self, call_soon: Callable[[Callable[[], object]], object], new_waiter: Callable[[], Any]) -> None:
         self._call_soon = call_soon
+        self.new_waiter = new_waiter
         self._lock = threading.Lock()
         self._pending: list[Callable[[], object]] = []
 
@@ -134,7 +155,7 @@ def _loop_waker() -> _LoopWaker:
     try:
         return _waker.get()
     except LookupError:
-        waker = _LoopWaker(_threadsafe_caller())
+        waker = _LoopWaker(*_backend_hooks())
         _waker.set(waker)
         return waker
 
@@ -159,11 +180,11 @@ class _Channel(Generic[T]):
         self.stopped = False  # the consumer gave up: the worker must stop producing
         self.done = False  # the worker has closed its iterator and is exiting
         self.error: BaseException | None = None  # what ended the worker, for the consumer
-        self.waiter: anyio.Event | None = None  # set when the consumer sleeps, woken by the worker
+        self.waiter: Any = None  # set when the consumer sleeps, woken by the worker
         self.producer_waiting = False
         self.waker: _LoopWaker | None = None
 
-    def _wake(self, waiter: anyio.Event | None) -> None:
+    def _wake(self, waiter: Any) -> None:
         """Schedule ``waiter.set()`` on the loop without waiting for the loop (any thread)."""
         if waiter is not None and self.waker is not None:
             self.waker.wake(waiter.set)
@@ -330,7 +351,7 @@ class ThreadIterator(Generic[T]):
                         if error is not None:
                             raise error
                         raise StopAsyncIteration
-                    waiter = channel.waiter = anyio.Event()
+                    waiter = channel.waiter = channel.waker.new_waiter()  # type: ignore[union-attr]
                 self._unyielded = 0
                 await waiter.wait()
         except StopAsyncIteration:
@@ -361,7 +382,7 @@ class ThreadIterator(Generic[T]):
                 with channel.lock:
                     if channel.done:
                         return
-                    waiter = channel.waiter = anyio.Event()
+                    waiter = channel.waiter = channel.waker.new_waiter()  # type: ignore[union-attr]
                 await waiter.wait()
 
     def __del__(self) -> None:
