@@ -83,7 +83,7 @@ def _post(
     if left <= 0:  # spent on earlier providers: do not even connect
         raise passed
     try:
-        return transport.post(request, replace(timeouts, connect=min(timeouts.connect, left), read=min(timeouts.read, left)), abort)
+        return transport.post(request, replace(timeouts, connect=min(timeouts.connect, left), read=min(timeouts.read, left)), abort, deadline)
     except StreamTimeoutError:
         if time.monotonic() < deadline.at:
             raise

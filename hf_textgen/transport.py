@@ -47,7 +47,7 @@ STATUS_HINTS = {
 }
 
 
-_sending = threading.local()  # .abort: the Abort of the request this thread is sending, if any
+_sending = threading.local()  # .aborts: the Aborts watching the request this thread is sending
 
 
 class _AbortableConnection:
@@ -57,8 +57,7 @@ class _AbortableConnection:
     sock: Optional[socket.socket]
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        abort = getattr(_sending, "abort", None)
-        if abort is not None and self.sock is not None:
+        for abort in getattr(_sending, "aborts", ()):
             abort.attach_socket(self.sock)
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
@@ -213,10 +212,16 @@ def where(request: PreparedRequest) -> str:
     return f"provider {request.provider!r}, model {request.model!r}, {request.url}"
 
 
-def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = None) -> requests.Response:
-    """Send a chat request; return the open response, or raise the typed error for its status."""
+def post(
+    request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = None, deadline: Optional["Deadline"] = None
+) -> requests.Response:
+    """Send a chat request; return the open response, or raise the typed error for its status.
+
+    With a ``deadline``, a timer shuts the socket down when it passes, so a server that drips its
+    headers cannot outlast it (the read timeout only bounds each wait for a byte)."""
     _remember_token(request.headers.get("Authorization"))
-    _sending.abort = abort
+    guard = _deadline_guard(deadline)
+    _sending.aborts = [watch for watch in (abort, guard) if watch is not None]
     try:
         response = session().post(
             request.url,
@@ -227,9 +232,16 @@ def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = 
             allow_redirects=False,
         )
     except requests.exceptions.RequestException as error:
+        if guard is not None and guard.requested:
+            raise StreamTimeoutError(f"{deadline.what} passed ({where(request)})", provider=request.provider) from None  # type: ignore[union-attr]
         raise network_error(error, where(request), timeouts) from None
     finally:
-        _sending.abort = None
+        _sending.aborts = ()
+        if guard is not None:
+            guard.timer.cancel()
+    if guard is not None and guard.requested:  # cut mid-headers: what arrived is not an answer
+        close(response)
+        raise StreamTimeoutError(f"{deadline.what} passed ({where(request)})", provider=request.provider)  # type: ignore[union-attr]
     if response.status_code >= 300:
         if abort is not None:  # the connection may go back to the pool: no longer ours to shut
             abort.attach_socket(None)
@@ -240,6 +252,22 @@ def post(request: PreparedRequest, timeouts: Timeouts, abort: Optional[Abort] = 
     if abort is not None:
         abort.attach(response)
     return response
+
+
+class _DeadlineGuard(Abort):
+    """An Abort fired by a timer when a deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.timer = threading.Timer(max(0.0, seconds), self)
+        self.timer.daemon = True
+        self.timer.start()
+
+
+def _deadline_guard(deadline: Optional["Deadline"]) -> Optional[_DeadlineGuard]:
+    if deadline is None or deadline.at is None or deadline.at == float("inf"):
+        return None
+    return _DeadlineGuard(deadline.at - time.monotonic())
 
 
 def get_json(url: str, token: Optional[str], timeouts: Timeouts, what: str, retries: int = 2) -> Any:
