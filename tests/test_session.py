@@ -33,3 +33,22 @@ def test_one_pooled_session_is_shared() -> None:
     assert transport.session() is transport.session()
     adapter = transport.session().get_adapter("https://router.huggingface.co")
     assert adapter._pool_maxsize == transport.POOL_SIZE
+
+
+def test_proxy_variables_still_take_effect_at_the_next_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    session = transport.session()
+    url = "http://example.invalid/v1/chat/completions"
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert session.merge_environment_settings(url, {}, True, None, None)["proxies"] == {}
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    assert session.merge_environment_settings(url, {}, True, None, None)["proxies"]["http"] == "http://proxy.invalid:3128"
+    monkeypatch.setenv("NO_PROXY", "example.invalid")
+    assert session.merge_environment_settings(url, {}, True, None, None)["proxies"] == {}
+
+
+def test_the_cached_settings_are_not_shared_with_callers() -> None:
+    session = transport.session()
+    url = "http://example.invalid/v1/chat/completions"
+    session.merge_environment_settings(url, {}, True, None, None)["proxies"]["http"] = "http://mutated.invalid"
+    assert "mutated" not in str(session.merge_environment_settings(url, {}, True, None, None)["proxies"])
