@@ -35,9 +35,7 @@ def answer(
     default: now): pass the start of the whole call so that failover does not restart them."""
     if started is None:
         started = time.monotonic()
-    first = _first_deadline(timeouts, started)
-    ttft_first = timeouts.first_token is not None and (timeouts.total is None or timeouts.first_token < timeouts.total)
-    deadline = transport.Deadline(first, "time-to-first-token deadline" if ttft_first else "total deadline")
+    deadline = _opening_deadline(timeouts, started)
     response = _post(request, timeouts, deadline, abort)
     complete = False
     try:
@@ -94,9 +92,15 @@ def _total(timeouts: Timeouts, started: float) -> Optional[float]:
     return None if timeouts.total is None else started + timeouts.total
 
 
-def _first_deadline(timeouts: Timeouts, started: float) -> Optional[float]:
-    candidates = [t for t in (_total(timeouts, started), None if timeouts.first_token is None else started + timeouts.first_token) if t is not None]
-    return min(candidates) if candidates else None
+def _opening_deadline(timeouts: Timeouts, started: float) -> transport.Deadline:
+    """The deadline until the first content: the earlier of ``total`` and ``first_token`` (``total``
+    on a tie), or none."""
+    candidates = [
+        (started + seconds, what)
+        for seconds, what in ((timeouts.total, "total deadline"), (timeouts.first_token, "time-to-first-token deadline"))
+        if seconds is not None
+    ]
+    return transport.Deadline(*min(candidates, key=lambda candidate: candidate[0])) if candidates else transport.Deadline()
 
 
 def _read_all(reads: Iterator[bytes], place: str) -> bytes:

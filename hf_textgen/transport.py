@@ -237,13 +237,9 @@ class Deadline:
     at: Optional[float] = None
     what: str = "total deadline"
 
-    @classmethod
-    def after(cls, seconds: Optional[float], what: str) -> "Deadline":
-        return cls(None if seconds is None else time.monotonic() + seconds, what)
-
 
 def where(request: PreparedRequest) -> str:
-    """Where a request went, for messages: provider, model and URL (URLs here carry no secrets)."""
+    """Where a request went, for messages: provider, model and URL (messages are redacted when built)."""
     return f"provider {request.provider!r}, model {request.model!r}, {request.url}"
 
 
@@ -275,7 +271,7 @@ def post(
         if guard is not None:
             guard.timer.cancel()
     if guard is not None and guard.requested:  # cut mid-headers: what arrived is not an answer
-        close(response)
+        response.close()
         raise StreamTimeoutError(f"{deadline.what} passed ({where(request)})", provider=request.provider)  # type: ignore[union-attr]
     if response.status_code >= 300:
         if abort is not None:  # the connection may go back to the pool: no longer ours to shut
@@ -283,7 +279,7 @@ def post(
         try:
             raise status_error(response, where(request), request.provider)
         finally:
-            close(response)
+            response.close()
     if abort is not None:
         abort.attach(response)
     return response
@@ -460,8 +456,5 @@ def finish(response: requests.Response, complete: bool) -> None:
                 drained += len(data)
         except Exception:
             pass
-    close(response)
-
-
-def close(response: requests.Response) -> None:
     response.close()
+
