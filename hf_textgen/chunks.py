@@ -8,7 +8,7 @@ from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
 from . import errors
 from .errors import ResponseError
 from .sse import DONE
-from .types import Chunk, FinishReason, Reasoning, ToolCalls, Usage
+from .types import Chunk, FinishReason, Reasoning, ToolCalls, Usage, Wait
 
 
 def stream_chunks(payloads: Iterable[Any], place: str) -> Iterator[Chunk]:
@@ -24,6 +24,9 @@ def stream_chunks(payloads: Iterable[Any], place: str) -> Iterator[Chunk]:
             done = True
             break
         if type(payload) is not dict:
+            if payload.__class__ is Wait:  # the cooperative reader's "nothing yet": for the driver
+                yield payload
+                continue
             raise _unexpected("stream payload", payload, place)
         choices = payload.get("choices")
         if choices:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Union
 
 from . import chunks, sse, transport
 from .errors import ResponseError, StreamTimeoutError
-from .types import Chunk, PreparedRequest, ProviderInfo, Timeouts
+from .types import Chunk, PreparedRequest, ProviderInfo, Timeouts, Wait
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 
@@ -47,15 +47,19 @@ def answer(
         reads = transport.read_bytes(response, request, timeouts, deadline, abort)
         if "text/event-stream" in content_type:
             stream = chunks.stream_chunks(sse.payloads(reads, place, max_event_bytes), place)
-            if timeouts.first_token is not None:
-                for chunk in stream:  # content arrived: only the total deadline is left
+            for chunk in stream:
+                if chunk.__class__ is Wait:  # until the first chunk the caller may still fail over,
+                    transport.wait_readable(chunk)  # which blocks: so wait here, in its thread
+                    continue
+                if timeouts.first_token is not None:  # content arrived: only the total deadline is left
                     # inf, not None: the reader then gives the socket back its idle read timeout
                     deadline.at, deadline.what = _total(timeouts, started) or math.inf, "total deadline"
-                    yield chunk
-                    break
-            yield from stream
+                yield chunk
+                break
+            yield from stream  # a cooperative reader's Waits now go to the caller's driver
+            yield from transport.rest_of_body(response)
         elif "json" in content_type:
-            payload = transport.decode_json(_read_all(reads, place), place)
+            payload = transport.decode_json(_read_all(reads, place), place)  # before any chunk: Waits are waited here
             yield from chunks.completion_chunks(payload, place)
         else:
             raise ResponseError(
@@ -103,9 +107,12 @@ def _opening_deadline(timeouts: Timeouts, started: float) -> transport.Deadline:
     return transport.Deadline(*min(candidates, key=lambda candidate: candidate[0])) if candidates else transport.Deadline()
 
 
-def _read_all(reads: Iterator[bytes], place: str) -> bytes:
+def _read_all(reads: Iterator[Union[bytes, Wait]], place: str) -> bytes:
     pieces, size = [], 0
     for data in reads:
+        if data.__class__ is Wait:
+            transport.wait_readable(data)  # type: ignore[arg-type]
+            continue
         pieces.append(data)
         size += len(data)
         if size > MAX_JSON_BYTES:

@@ -143,7 +143,7 @@ class HuggingFaceAPI:
         connection at once, even while the server is stalled."""
         from . import aio
 
-        abort = Abort()
+        abort = Abort(cooperative=True)
         completion = cls.create_completion(model, messages, *args, abort=abort, **kwargs)
         return aio.iterate_in_thread(lambda: completion, abort)
 

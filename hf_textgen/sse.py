@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import json.scanner
-from itertools import chain
-from typing import Any, Iterable, Iterator, List
+import logging
+from typing import Any, Iterable, Iterator, List, Union
 
 from sseclient import SSEClient
 
 from . import errors
 from .errors import ResponseError
+from .types import Wait
 
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 MAX_EVENT_WORK = 1 << 32  # lines x bytes of one event: a tenth of a second of parsing, about
@@ -122,23 +123,42 @@ class EventFramer:
 class _EventParser(SSEClient):
     """sseclient-py's field parsing, over events :class:`EventFramer` already delimited."""
 
+    def __init__(self, framed_events: List[bytes]) -> None:  # without its per-instance logger look-up
+        self._event_source = framed_events
+        self._char_enc = "utf-8"
+        self._logger = _LOGGER
+
     def _read(self) -> Iterator[bytes]:  # its own event joining is what the framer replaces
-        return self._event_source
+        return iter(self._event_source)
 
 
-def events(reads: Iterable[bytes], max_event_bytes: int = MAX_EVENT_BYTES, place: str = "the event stream") -> Iterator[Any]:
-    """sseclient events (``.event``, ``.data``, ``.id``) of a byte stream, framed by :class:`EventFramer`."""
-    framer = EventFramer(max_event_bytes, place)
+_LOGGER = logging.getLogger(SSEClient.__module__)
+
+
+def events(reads: Iterable[Union[bytes, Wait]], max_event_bytes: int = MAX_EVENT_BYTES, place: str = "the event stream") -> Iterator[Any]:
+    """sseclient events (``.event``, ``.data``, ``.id``) of a byte stream, framed by :class:`EventFramer`.
+    A :class:`~hf_textgen.types.Wait` among the reads is passed on as it is."""
+    feed = EventFramer(max_event_bytes, place).feed
     try:
-        yield from _EventParser(chain.from_iterable(map(framer.feed, reads))).events()
+        for data in reads:
+            if data.__class__ is Wait:
+                yield data
+                continue
+            framed = feed(data)  # type: ignore[arg-type]
+            if framed:
+                yield from _EventParser(framed).events()
     except UnicodeDecodeError as error:
         raise ResponseError(f"invalid UTF-8 in {place} (byte {error.start} of a line): {error.reason}") from None
 
 
 def payloads(reads: Iterable[bytes], place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[Any]:
     """JSON payloads of the ``data`` of each event; ``DONE`` at ``[DONE]``; in-band errors raise.
-    Events with empty data are skipped; malformed JSON raises, never skipped."""
+    Events with empty data are skipped; malformed JSON raises, never skipped. A
+    :class:`~hf_textgen.types.Wait` is passed on."""
     for event in events(reads, max_event_bytes, place):
+        if event.__class__ is Wait:
+            yield event
+            continue
         data = event.data
         if not data:  # ``data:`` with nothing after it carries no payload
             continue

@@ -90,3 +90,16 @@ class PreparedRequest:
 
     def __repr__(self) -> str:  # never show the Authorization header
         return f"PreparedRequest(url={self.url!r}, provider={self.provider!r}, model={self.model!r})"
+
+
+class Wait:
+    """Internal, never reaches a user: yielded through a stream's generators, in place of blocking,
+    when its socket has nothing to read and the stream reads cooperatively (the async bridge). The
+    driver resumes the generator once ``sock`` is readable or at ``until`` (``time.monotonic()``),
+    whichever comes first; the reader then raises its timeout if nothing came."""
+
+    __slots__ = ("sock", "until")
+
+    def __init__(self, sock: Any, until: float) -> None:
+        self.sock = sock
+        self.until = until

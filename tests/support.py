@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 FRAMINGS = ("chunked", "close")
 WAIT = 5.0  # seconds any handler or test waits for the other side before giving up
@@ -139,13 +142,14 @@ Handler = Callable[[Exchange], None]
 class ScriptedServer:
     """``with ScriptedServer(handler) as server:`` runs ``handler(exchange)`` per request."""
 
-    def __init__(self, handler: Handler, gates: Iterable[threading.Event] = ()) -> None:
+    def __init__(self, handler: Handler, gates: Iterable[threading.Event] = (), tls: Optional[ssl.SSLContext] = None) -> None:
         self.handler = handler
         self.exchanges: List[Exchange] = []
         self.connections = 0
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self._tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._threads: List[threading.Thread] = []
         self._conns: List[socket.socket] = []
         self._gates: List[threading.Event] = list(gates)
@@ -187,6 +191,12 @@ class ScriptedServer:
             self._threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
+        if self._tls is not None:
+            try:
+                conn = self._tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                return
+            self._conns.append(conn)
         reader = conn.makefile("rb")
         try:
             while True:  # keep-alive: several requests per connection
@@ -316,3 +326,20 @@ def status_handler(status: int, message: str = "no") -> Handler:
         exchange.respond_json(status, {"error": message})
 
     return handle
+
+
+def self_signed_certificate(folder: Path) -> Tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, made with the openssl command: (cert, key) paths."""
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context

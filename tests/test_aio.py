@@ -6,9 +6,11 @@ see the client hang up, and the worker thread must be gone, whichever way the co
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
@@ -18,16 +20,19 @@ from hypothesis import strategies as st
 
 from hf_textgen import aio
 from hf_textgen.aio import ThreadIterator, iterate_in_thread, run_sync
+from hf_textgen.types import Wait
 
 pytestmark = pytest.mark.anyio
 
 WAIT = 2.0  # bounded waits; the design makes them ~immediate
 
 
-def os_threads() -> int:
-    """Threads of this process as the kernel counts them (the bridge's workers are not in threading)."""
+def os_threads(idle_too: bool = False) -> int:
+    """Threads of this process as the kernel counts them (the bridge's workers are not in threading),
+    without the bridge's idle pooled threads unless ``idle_too``."""
     with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+        threads = next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+    return threads if idle_too else threads - aio.idle_workers()
 
 
 def no_workers() -> bool:
@@ -391,3 +396,134 @@ async def test_run_sync_returns_and_raises() -> None:
     assert await run_sync(divmod, 7, 2) == (3, 1)
     with pytest.raises(ZeroDivisionError):
         await run_sync(divmod, 1, 0)
+
+
+# -- the reactor: iterators that yield a Wait instead of blocking ---------------------------------------
+
+
+def socket_lines(sock: socket.socket, patience: float = WAIT, closed: threading.Event | None = None) -> Iterator[object]:
+    """Lines received on ``sock``, read without blocking as the HTTP body reader does: a ``Wait``
+    when nothing has arrived, and TimeoutError once nothing came for ``patience`` seconds."""
+    sock.setblocking(False)
+    pending = b""
+    try:
+        while True:
+            try:
+                data = sock.recv(65536)
+            except BlockingIOError:
+                until = time.monotonic() + patience
+                while True:
+                    yield Wait(sock, until)
+                    try:
+                        data = sock.recv(65536)
+                        break
+                    except BlockingIOError:
+                        if time.monotonic() >= until:
+                            raise TimeoutError(f"nothing for {patience} s") from None
+            if not data:
+                return
+            *lines, pending = (pending + data).split(b"\n")
+            yield from lines
+    finally:
+        sock.close()
+        if closed is not None:
+            closed.set()
+
+
+@contextlib.contextmanager
+def socket_pairs(count: int) -> Iterator[list[tuple[socket.socket, socket.socket]]]:
+    pairs = [socket.socketpair() for _ in range(count)]
+    try:
+        yield pairs
+    finally:
+        for ours, theirs in pairs:
+            ours.close()
+            theirs.close()
+
+
+async def test_streams_waiting_for_data_share_one_reactor_thread() -> None:
+    streams = 50
+    threads_before = os_threads()
+    with socket_pairs(streams) as pairs:
+        for _, sender in pairs:
+            sender.sendall(b"first\n")
+        iterators = [iterate_in_thread(functools.partial(socket_lines, ours)) for ours, _ in pairs]
+        for iterator in iterators:
+            assert await iterator.__anext__() == b"first"
+        # every worker handed its iterator to the reactor and went back to the pool
+        await wait_until(lambda: aio.live_workers() == 1 and os_threads() <= threads_before + 1)
+        for _, sender in pairs:
+            sender.sendall(b"second\nlast\n")
+            sender.shutdown(socket.SHUT_WR)
+        for iterator in iterators:
+            assert await collect(iterator) == [b"second", b"last"]
+    await wait_until(no_workers)
+
+
+async def test_a_wait_that_times_out_ends_in_the_iterators_own_error() -> None:
+    with socket_pairs(1) as [(ours, sender)]:
+        sender.sendall(b"first\n")
+        iterator = iterate_in_thread(lambda: socket_lines(ours, patience=0.2))
+        assert await iterator.__anext__() == b"first"
+        with pytest.raises(TimeoutError, match="nothing for 0.2 s"):
+            await iterator.__anext__()
+    await wait_until(no_workers)
+
+
+async def test_the_reactor_stops_reading_for_a_slow_consumer() -> None:
+    max_buffer = 64
+    lines = 20_000
+    produced = 0
+
+    def counted(sock: socket.socket) -> Iterator[object]:
+        nonlocal produced
+        for item in socket_lines(sock):
+            if type(item) is bytes:
+                produced += 1
+            yield item
+
+    with socket_pairs(1) as [(ours, sender)]:
+        sender.sendall(b"first\n")
+        writer = threading.Thread(target=lambda: (sender.sendall(b"x\n" * lines), sender.shutdown(socket.SHUT_WR)))
+        consumed = worst_lead = 0
+        async with iterate_in_thread(lambda: counted(ours), max_buffer=max_buffer) as iterator:
+            assert await iterator.__anext__() == b"first"
+            await wait_until(lambda: aio.live_workers() == 1)  # only the reactor reads it now
+            writer.start()
+            async for _ in iterator:
+                consumed += 1
+                worst_lead = max(worst_lead, produced - consumed)
+                if consumed % 997 == 0:  # a prime: pauses land at every position within a batch
+                    await anyio.sleep(0.005)  # let the reactor run as far ahead as it can
+        writer.join(WAIT)
+    assert consumed == lines
+    assert 0 < worst_lead <= max_buffer
+    await wait_until(no_workers)
+
+
+@pytest.mark.parametrize("leave", ["break", "aclose", "cancel"])
+async def test_leaving_a_parked_stream_closes_its_iterator_without_an_interrupt(leave: str) -> None:
+    closed = threading.Event()
+    with socket_pairs(1) as [(ours, sender)]:
+        sender.sendall(b"first\n")
+        iterator = iterate_in_thread(lambda: socket_lines(ours, patience=60, closed=closed))  # no interrupt()
+        assert await iterator.__anext__() == b"first"
+        await wait_until(lambda: aio.live_workers() == 1)  # parked in the reactor: nothing to read
+        if leave == "break":
+            del iterator
+        elif leave == "aclose":
+            await iterator.aclose()
+            assert closed.is_set()  # aclose waits for the close
+        else:
+            with anyio.move_on_after(0.05):
+                await iterator.__anext__()
+        await wait_until(closed.is_set)
+    await wait_until(no_workers)
+
+
+async def test_idle_pooled_threads_exit_on_their_own() -> None:
+    threads_before = os_threads(idle_too=True) - aio.idle_workers()
+    assert await collect(iterate_in_thread(lambda: iter(range(3)))) == [0, 1, 2]
+    await wait_until(no_workers)
+    assert aio.idle_workers() >= 1  # kept for the next stream...
+    await wait_until(lambda: aio.idle_workers() == 0 and os_threads(idle_too=True) <= threads_before, timeout=3.0)

@@ -4,7 +4,8 @@ connection while the server is stalled, error parity, a free event loop, 200 str
 from __future__ import annotations
 
 import threading
-from typing import Any, AsyncIterator, List
+import time
+from typing import Any, AsyncIterator, List, Tuple
 
 import anyio
 import pytest
@@ -13,7 +14,21 @@ from hf_textgen import HuggingFaceAPI, aio
 from hf_textgen.errors import PaymentRequiredError, ResponseError
 from hf_textgen.types import Timeouts
 
-from support import WAIT, Exchange, ScriptedServer, chat_stream, mapping_handler, routes, sse_event, delta, stalling_handler, status_handler, stream_handler
+from support import (
+    WAIT,
+    Exchange,
+    ScriptedServer,
+    chat_stream,
+    delta,
+    mapping_handler,
+    routes,
+    self_signed_certificate,
+    sse_event,
+    stalling_handler,
+    status_handler,
+    stream_handler,
+    tls_context,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -172,6 +187,9 @@ async def test_200_streams_run_at_once() -> None:
                 tasks.start_soon(one)
             with anyio.fail_after(20):  # all 200 hold their first event while every server stream stalls
                 await everyone_started.wait()
+            with anyio.fail_after(WAIT):  # past their first content, all 200 wait in one reactor thread
+                while aio.live_workers() != 1:
+                    await anyio.sleep(0.01)
             gate.set()
     assert firsts == streams
     await no_workers_left()
@@ -195,4 +213,60 @@ async def test_an_error_mid_stream_reaches_the_consumer_after_the_content() -> N
             async for chunk in stream(server):
                 got.append(chunk)
     assert got[1:] == ["a"]
+    await no_workers_left()
+
+
+# -- the reactor: streams past their first content are read without blocking ------------------------------
+
+
+async def test_finished_streams_give_their_connection_back_for_the_next_call(framing: str) -> None:
+    with ScriptedServer(stream_handler(EVENTS, framing)) as server:
+        first = [chunk async for chunk in stream(server)]
+        second = [chunk async for chunk in stream(server)]
+        sync = list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test"))
+    assert first == second == sync and "Hel" in first
+    # chunked: one keep-alive connection, back in blocking mode for the sync call; close-delimited: one each
+    assert server.connections == (1 if framing == "chunked" else 3)
+
+
+async def test_the_end_of_the_chunked_body_may_come_after_done() -> None:
+    def handle(exchange: Exchange) -> None:
+        exchange.stream(EVENTS)
+        time.sleep(0.1)  # the last chunk comes late: the connection is still worth keeping
+        exchange.end()
+
+    with ScriptedServer(handle) as server:
+        runs = [[chunk async for chunk in stream(server)] for _ in range(2)]
+    assert runs[0] == runs[1] and "Hel" in runs[0]
+    assert server.connections == 1
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, str]:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+async def test_a_tls_stream_is_read_without_blocking_too(certificate: Tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate[0])
+    gate = threading.Event()
+
+    def handle(exchange: Exchange) -> None:
+        exchange.stream(EVENTS[:1])
+        if not exchange.hold(gate):
+            for event in EVENTS[1:]:
+                exchange.chunk(event)
+            exchange.end()
+
+    with ScriptedServer(handle, gates=[gate], tls=tls_context(*certificate)) as server:
+        assert server.url.startswith("https://")
+        sync = list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=TIMEOUTS))
+        gate.clear()
+        chunks = stream(server)
+        got = [await chunks.__anext__(), await chunks.__anext__()]
+        with anyio.fail_after(WAIT):  # the server stalls: the stream waits in the reactor, its worker is free
+            while aio.live_workers() != 1:
+                await anyio.sleep(0.01)
+        gate.set()
+        got += [chunk async for chunk in chunks]
+    assert got == sync and "Hel" in got
     await no_workers_left()
