@@ -231,11 +231,18 @@ _WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 def _nonblocking_reads(response: requests.Response, socket_file: Any, sock: socket.socket) -> Callable[[int], Optional[bytes]]:
     """Reads that never block: bytes, b"" at the end of the connection, None if nothing has arrived.
-    What http.client already buffered comes first."""
+    What http.client already buffered comes first.
+
+    After a short read the socket is taken to be empty and None returned without asking it: the
+    driver's readiness check tells anyway, for all its streams in one call, and every socket call
+    gives up the GIL (under load, waiting to get it back was most of a stream's cost per event).
+    TLS data already decrypted (``pending()``) is read at once, since no readiness check sees it."""
     response.__dict__["_hf_textgen_nonblocking"] = True
     sock.setblocking(False)
     recv = sock.recv
+    pending = getattr(sock, "pending", None)
     buffered = [socket_file.read1]  # emptied once http.client's buffer is: a non-blocking read1 says b"" for "nothing yet"
+    drained = [False]
 
     def read(size: int) -> Optional[bytes]:
         if buffered:
@@ -246,10 +253,16 @@ def _nonblocking_reads(response: requests.Response, socket_file: Any, sock: sock
             if data:
                 return data  # type: ignore[no-any-return]
             buffered.clear()
+        if drained[0]:
+            drained[0] = False
+            if pending is None or not pending():
+                return None
         try:
-            return recv(size)
+            data = recv(size)
         except _WOULD_BLOCK:
             return None
+        drained[0] = 0 < len(data) < size
+        return data
 
     return read
 
