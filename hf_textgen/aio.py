@@ -236,11 +236,15 @@ class _Channel(Generic[T]):
         with self.lock:
             if self.stopped:
                 return False
-            self.items.append(item)
-            room = len(self.items) + self.taken < self.max_buffer
+            items = self.items
+            items.append(item)
+            room = len(items) + self.taken < self.max_buffer
             if not room:
                 self.producer_waiting = True
-            waiter, self.waiter = self.waiter, None
+            waiter = self.waiter
+            if waiter is None:  # the common case: the consumer is busy, nothing to wake
+                return room
+            self.waiter = None
         self._wake(waiter)
         return room
 
@@ -533,18 +537,16 @@ class _Reactor:
         error: BaseException | None = None
         try:
             offer = channel.offer
-            while not channel.stopped:
-                item = next(iterator)
-                if item.__class__ is Wait:
-                    self._park(stream, item)
-                    return
-                if not offer(item):
-                    if channel.stopped:
-                        break
-                    self._unregister(stream)  # paused: the consumer's next take resumes it
-                    return
-        except StopIteration:
-            pass
+            if not channel.stopped:
+                for item in iterator:
+                    if item.__class__ is Wait:
+                        self._park(stream, item)
+                        return
+                    if not offer(item):
+                        if channel.stopped:
+                            break
+                        self._unregister(stream)  # paused: the consumer's next take resumes it
+                        return
         except BaseException as exc:  # handed to the consumer, which re-raises it
             error = exc
         stream.over = True

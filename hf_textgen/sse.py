@@ -151,7 +151,7 @@ def events(reads: Iterable[Union[bytes, Wait]], max_event_bytes: int = MAX_EVENT
         raise ResponseError(f"invalid UTF-8 in {place} (byte {error.start} of a line): {error.reason}") from None
 
 
-def payloads(reads: Iterable[bytes], place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[Any]:
+def payloads(reads: Iterable[Union[bytes, Wait]], place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[Any]:
     """JSON payloads of the ``data`` of each event; ``DONE`` at ``[DONE]``; in-band errors raise.
     Events with empty data are skipped; malformed JSON raises, never skipped. A
     :class:`~hf_textgen.types.Wait` is passed on."""

@@ -8,7 +8,7 @@ import pytest
 from hf_textgen import chunks
 from hf_textgen.errors import ResponseError
 from hf_textgen.sse import DONE
-from hf_textgen.types import FinishReason, Reasoning, ToolCalls, Usage
+from hf_textgen.types import FinishReason, Reasoning, ToolCalls, Usage, Wait
 
 from support import delta
 
@@ -229,3 +229,9 @@ def test_completion_partial_answers(payload: dict, expected: list) -> None:
 def test_completion_errors_and_unexpected_answers_raise(payload: Any, match: str) -> None:
     with pytest.raises(ResponseError, match=match):
         completion(payload)
+
+
+def test_a_wait_among_the_payloads_is_passed_on_in_its_place() -> None:
+    wait = Wait(None, 0.0)
+    payloads = [delta("a"), wait, delta("b"), delta(finish="stop"), DONE]
+    assert list(chunks.stream_chunks(payloads, "test")) == ["a", wait, "b", FinishReason("stop")]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from hf_textgen import sse
 from hf_textgen.errors import ResponseError
+from hf_textgen.types import Wait
 
 Event = Tuple[str, str, Optional[str]]  # (type, data, id)
 MiB = 1024 * 1024
@@ -319,3 +320,9 @@ def test_payload_json_round_trip_any_split() -> None:
     stream = b"".join(b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\r\n\r\n" for c in chunks) + b"data: [DONE]\r\n\r\n"
     for reads in [[stream], pieces(stream, 1), pieces(stream, 5)]:
         assert list(sse.payloads(reads, "p")) == [*chunks, sse.DONE]
+
+
+def test_a_wait_among_the_reads_is_passed_on_in_its_place() -> None:
+    wait = Wait(None, 0.0)  # what a non-blocking reader yields when nothing has arrived yet
+    reads = [b'data: {"a": 1}\n\ndata: {"b"', wait, b': 2}\n', wait, b"\ndata: [DONE]\n\n"]
+    assert list(sse.payloads(reads, "test")) == [{"a": 1}, wait, wait, {"b": 2}, sse.DONE]
