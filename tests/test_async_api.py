@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from hf_textgen import HuggingFaceAPI, aio
-from hf_textgen.errors import PaymentRequiredError, ResponseError
+from hf_textgen.errors import PaymentRequiredError, ResponseError, StreamTimeoutError
 from hf_textgen.types import Timeouts
 
 from support import (
@@ -269,4 +269,25 @@ async def test_a_tls_stream_is_read_without_blocking_too(certificate: Tuple[str,
         gate.set()
         got += [chunk async for chunk in chunks]
     assert got == sync and "Hel" in got
+    await no_workers_left()
+
+
+async def test_a_stall_after_content_times_out_in_the_reactor_as_in_the_sync_api(framing: str) -> None:
+    gate = threading.Event()  # never opened: the server stalls after the first event
+    short = Timeouts(connect=2, read=0.3)
+    with ScriptedServer(stalling_handler([sse_event(delta("first"))], gate, framing), gates=[gate]) as server:
+        with pytest.raises(StreamTimeoutError) as sync_error:
+            list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=short))
+        got: List[Any] = []
+        with pytest.raises(StreamTimeoutError) as async_error:
+            async for chunk in HuggingFaceAPI.create_async_generator(
+                "org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=short
+            ):
+                got.append(chunk)
+                if chunk == "first":  # the worker hands the stream to the reactor once it waits
+                    with anyio.fail_after(WAIT):
+                        while aio.live_workers() != 1:
+                            await anyio.sleep(0.01)
+    assert got[1:] == ["first"]
+    assert str(async_error.value) == str(sync_error.value) and "no data for 0.3 s" in str(async_error.value)
     await no_workers_left()
