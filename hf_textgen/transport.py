@@ -210,8 +210,9 @@ def body_reader(response: requests.Response, nonblocking: bool = False) -> Calla
         plain = socket_file is not None and not response.headers.get("Content-Encoding")
         chunked = getattr(raw, "chunked", False)
         sock = _socket_of(response) if nonblocking and plain else None
+        framing_known = chunked or getattr(raw._fp, "length", 0) is None  # chunked or close-delimited
         reads = None
-        if sock is not None and type(sock) in (socket.socket, ssl.SSLSocket) and (chunked or getattr(raw._fp, "length", 0) is None):
+        if sock is not None and type(sock) in (socket.socket, ssl.SSLSocket) and framing_known:
             reads = _nonblocking_reads(response, socket_file, sock)
         if chunked and plain:
             reader = _dechunking_reader(raw, reads or socket_file.read1)
@@ -241,27 +242,28 @@ def _nonblocking_reads(response: requests.Response, socket_file: Any, sock: sock
     sock.setblocking(False)
     recv = sock.recv
     pending = getattr(sock, "pending", None)
-    buffered = [socket_file.read1]  # emptied once http.client's buffer is: a non-blocking read1 says b"" for "nothing yet"
-    drained = [False]
+    buffered = True  # until http.client's buffer is empty (a non-blocking read1 says b"" for "nothing yet")
+    drained = False  # the last read was short: the socket is probably empty
 
     def read(size: int) -> Optional[bytes]:
+        nonlocal buffered, drained
         if buffered:
             try:
-                data = buffered[0](size)
+                data = socket_file.read1(size)
             except _WOULD_BLOCK:
                 data = b""
             if data:
                 return data  # type: ignore[no-any-return]
-            buffered.clear()
-        if drained[0]:
-            drained[0] = False
+            buffered = False
+        if drained:
+            drained = False
             if pending is None or not pending():
                 return None
         try:
             data = recv(size)
         except _WOULD_BLOCK:
             return None
-        drained[0] = 0 < len(data) < size
+        drained = 0 < len(data) < size
         return data
 
     return read
