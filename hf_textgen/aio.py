@@ -53,6 +53,7 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import selectors
 import socket
 import threading
@@ -600,6 +601,22 @@ class _Reactor:
 
 
 _reactor = _Reactor()
+
+
+def _forget_threads_after_fork() -> None:
+    """In a forked child none of the parent's threads run: without this, a stream would be handed
+    to an idle worker or a reactor that does not exist there, and wait forever."""
+    global _pool, _reactor
+    old = _reactor
+    _working.clear()
+    _pool, _reactor = _Pool(), _Reactor()
+    for resource in (old._selector, old._wake_in, old._wake_out):  # the child's copies only
+        if resource is not None:
+            resource.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)
 
 
 class ThreadIterator(Generic[T]):

@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import os
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
+import anyio.to_thread
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -527,3 +529,57 @@ async def test_idle_pooled_threads_exit_on_their_own() -> None:
     await wait_until(no_workers)
     assert aio.idle_workers() >= 1  # kept for the next stream...
     await wait_until(lambda: aio.idle_workers() == 0 and os_threads(idle_too=True) <= threads_before, timeout=3.0)
+
+
+def test_a_forked_child_starts_its_own_threads() -> None:
+    """The parent has idle pooled threads and a reactor with a parked stream when it forks; the
+    child has neither thread, and its streams must still run (multiprocessing's fork, gunicorn)."""
+    parked = threading.Event()
+    release = threading.Event()
+
+    async def park_one(ours: socket.socket) -> None:
+        iterator = iterate_in_thread(lambda: socket_lines(ours))
+        assert await iterator.__anext__() == b"first"
+        await wait_until(lambda: aio.live_workers() == 1 and aio.idle_workers() >= 1)  # the reactor holds it
+        parked.set()
+        await anyio.to_thread.run_sync(release.wait)
+        await iterator.aclose()
+
+    async def child_stream() -> list[object]:
+        with socket_pairs(1) as [(ours, sender)], anyio.fail_after(WAIT):
+            sender.sendall(b"a\n")
+            iterator = iterate_in_thread(lambda: socket_lines(ours))
+            got = [await iterator.__anext__()]  # needs a worker thread of the child's own
+            await wait_until(lambda: aio.live_workers() == 1)  # the child's own reactor
+            sender.sendall(b"b\n")
+            sender.shutdown(socket.SHUT_WR)
+            return got + await collect(iterator)
+
+    with socket_pairs(1) as [(ours, sender)]:
+        sender.sendall(b"first\n")
+        parent = threading.Thread(target=anyio.run, args=(park_one, ours))
+        parent.start()
+        assert parked.wait(WAIT) and aio.idle_workers() >= 1
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            try:
+                os._exit(0 if anyio.run(child_stream) == [b"a", b"b"] else 1)
+            except BaseException:
+                os._exit(2)
+        release.set()
+        parent.join(WAIT)
+        status = child_status(pid, timeout=3 * WAIT)
+    assert status == 0, f"the child exited with {status}"
+
+
+def child_status(pid: int, timeout: float) -> int | None:
+    """The exit status of child ``pid``, or None (and the child killed) if it runs past ``timeout``."""
+    until = time.monotonic() + timeout
+    while time.monotonic() < until:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return None
