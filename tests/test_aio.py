@@ -583,3 +583,32 @@ def child_status(pid: int, timeout: float) -> int | None:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
     return None
+
+
+def test_event_loops_in_two_threads_share_the_reactor() -> None:
+    """An asyncio loop and a trio loop, each in its own thread, with streams parked in one reactor."""
+    streams = 10
+    both_parked = threading.Barrier(2, timeout=WAIT)
+    results: dict[str, object] = {}
+
+    async def run_streams(backend: str) -> None:
+        with socket_pairs(streams) as pairs:
+            for _, sender in pairs:
+                sender.sendall(b"first\n")
+            iterators = [iterate_in_thread(functools.partial(socket_lines, ours)) for ours, _ in pairs]
+            firsts = [await iterator.__anext__() for iterator in iterators]
+            await wait_until(lambda: aio.live_workers() <= 2)  # parked: the reactor, maybe a worker of the other loop
+            await anyio.to_thread.run_sync(both_parked.wait)  # both loops' streams are in the reactor now
+            for _, sender in pairs:
+                sender.sendall(b"last\n")
+                sender.shutdown(socket.SHUT_WR)
+            rests = [await collect(iterator) for iterator in iterators]
+        results[backend] = (firsts, rests)
+
+    threads = [threading.Thread(target=anyio.run, args=(run_streams, backend), kwargs={"backend": backend}) for backend in ("asyncio", "trio")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(3 * WAIT)
+    expected = ([b"first"] * streams, [[b"last"]] * streams)
+    assert results == {"asyncio": expected, "trio": expected}
