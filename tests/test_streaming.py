@@ -257,6 +257,19 @@ def test_sequential_streams_reuse_one_keep_alive_connection(client: Client) -> N
     assert server.connections == 1
 
 
+def test_a_cookie_set_by_one_answer_is_not_sent_with_the_next_request(api_base: Client) -> None:
+    def handle(exchange: Exchange) -> None:
+        exchange.start(extra="Set-Cookie: affinity=node-7; Path=/\r\n")
+        for event in chat_stream("x"):
+            exchange.chunk(event)
+        exchange.end()
+
+    with api_base.serve(handle) as server:
+        for _ in range(2):
+            assert list(content(api_base.complete(server))) == ["x", FinishReason("stop")]
+    assert [exchange.headers.get("cookie") for exchange in server.requests("POST")] == [None, None]
+
+
 def test_close_delimited_streams_each_use_a_connection(api_base: Client) -> None:
     with api_base.serve(stream_handler(chat_stream("x"), "close")) as server:
         for _ in range(3):
