@@ -20,8 +20,8 @@ Design choices, each forced by a measurement or a backend difference:
   :class:`~hf_textgen.types.Wait` (a socket and a time) instead of blocking on a read; the worker
   then hands it to :class:`_Reactor` and is free. The reactor resumes each iterator when its socket
   is readable or its time is up. A thread per stream spent most of its time switching under the
-  GIL (200 streams x 200 events 5 ms apart: median latency 51-70 ms with a thread per stream, 17-24
-  ms with the reactor). Iterators that never yield a ``Wait`` keep their worker to the end.
+  GIL (200 streams x 200 events 5 ms apart: median latency 51-70 ms with a thread per stream, 9-42
+  ms with the reactor, over three benchmark runs). Iterators that never yield a ``Wait`` keep their worker to the end.
 * **Many items per hand-over.** A thread hop costs ~100 µs, so items are never hopped one by one. The
   producer appends to a deque under a lock; the consumer takes everything there in one locked swap
   and then pops from its own batch without any lock or hop.

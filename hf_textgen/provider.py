@@ -137,7 +137,8 @@ class HuggingFaceAPI:
 
     @classmethod
     def create_async_generator(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> AsyncIterator[Chunk]:
-        """``async for chunk in ...``: :meth:`create_completion` run in a worker thread (asyncio or trio).
+        """``async for chunk in ...``: :meth:`create_completion` run in threads (asyncio or trio): a
+        pooled worker until the content begins, then the shared reactor (see :mod:`hf_textgen.aio`).
 
         Same parameters and chunks. Leaving early (break, aclose, cancellation, timeouts) closes the
         connection at once, even while the server is stalled."""
