@@ -213,6 +213,12 @@ class _Channel(Generic[T]):
         if waiter is not None and self.waker is not None:
             self.waker.wake(waiter.set)
 
+    def _append(self, item: T) -> Any:
+        """Append ``item`` (``lock`` held); return the sleeping consumer's waiter, to wake after."""
+        self.items.append(item)
+        waiter, self.waiter = self.waiter, None
+        return waiter
+
     # -- worker thread --------------------------------------------------------------------------------
     def put(self, item: T) -> bool:
         """Append one item, blocking while the batch is full. ``False``: the consumer has stopped."""
@@ -222,11 +228,7 @@ class _Channel(Generic[T]):
                 self.cond.wait()
             if self.stopped:
                 return False
-            self.items.append(item)
-            waiter = self.waiter
-            if waiter is None:  # the common case: the consumer is busy, nothing to wake
-                return True
-            self.waiter = None
+            waiter = self._append(item)
         self._wake(waiter)
         return True
 
@@ -237,15 +239,10 @@ class _Channel(Generic[T]):
         with self.lock:
             if self.stopped:
                 return False
-            items = self.items
-            items.append(item)
-            room = len(items) + self.taken < self.max_buffer
+            waiter = self._append(item)
+            room = len(self.items) + self.taken < self.max_buffer
             if not room:
                 self.producer_waiting = True
-            waiter = self.waiter
-            if waiter is None:  # the common case: the consumer is busy, nothing to wake
-                return room
-            self.waiter = None
         self._wake(waiter)
         return room
 
@@ -303,7 +300,7 @@ def _work(channel: _Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
         put = channel.put
         for item in iterator:
             if item.__class__ is Wait:
-                _reactor.adopt(channel, iterator, item)  # type: ignore[arg-type]
+                _reactor.adopt(channel, iterator)
                 handed_over = True
                 break
             if not put(item):
@@ -312,10 +309,7 @@ def _work(channel: _Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
         error = exc
     finally:
         if not handed_over:
-            error = _close(iterator, error)
-        iterator = None
-        if not handed_over:
-            channel.finish(error)
+            channel.finish(_close(iterator, error))
 
 
 def _close(iterator: Iterator[Any] | None, error: BaseException | None) -> BaseException | None:
@@ -445,10 +439,10 @@ class _Reactor:
         self._sequence = itertools.count()
 
     # -- any thread -------------------------------------------------------------------------------------
-    def adopt(self, channel: _Channel[Any], iterator: Iterator[Any], wait: Wait) -> None:
-        """Take over ``iterator``, which has just yielded ``wait``."""
+    def adopt(self, channel: _Channel[Any], iterator: Iterator[Any]) -> None:
+        """Take over ``iterator``, which has just yielded a :class:`Wait`. Only this thread touches
+        the selector, so the stream is resumed here first: its reader tries again, then waits anew."""
         stream = _Parked(channel, iterator)
-        stream.sock, stream.until = None, wait.until
         with channel.lock:
             channel.resume_producer = lambda: self._resume(stream)
         self._resume(stream)

@@ -209,11 +209,11 @@ def body_reader(response: requests.Response, nonblocking: bool = False) -> Calla
         socket_file = getattr(getattr(raw, "_fp", None), "fp", None)
         plain = socket_file is not None and not response.headers.get("Content-Encoding")
         chunked = getattr(raw, "chunked", False)
-        sock = _socket_of(response) if nonblocking and plain else None
-        framing_known = chunked or getattr(raw._fp, "length", 0) is None  # chunked or close-delimited
         reads = None
-        if sock is not None and type(sock) in (socket.socket, ssl.SSLSocket) and framing_known:
-            reads = _nonblocking_reads(response, socket_file, sock)
+        if nonblocking and plain and (chunked or raw._fp.length is None):  # chunked or close-delimited
+            sock = _socket_of(response)
+            if type(sock) in (socket.socket, ssl.SSLSocket):
+                reads = _nonblocking_reads(response, socket_file, sock)  # type: ignore[arg-type]
         if chunked and plain:
             reader = _dechunking_reader(raw, reads or socket_file.read1)
         else:
