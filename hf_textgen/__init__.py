@@ -9,6 +9,7 @@ from .errors import (
     ConfigurationError,
     ConnectError,
     HFTextGenError,
+    InputTrimmedWarning,
     MissingAuthError,
     ModelNotSupportedError,
     PaymentRequiredError,
@@ -17,9 +18,10 @@ from .errors import (
     ResponseStatusError,
     StreamTimeoutError,
 )
+from .hub import clear_caches
 from .messages import calculate_lenght
 from .provider import HuggingFaceAPI
-from .types import Chunk, FinishReason, ProviderInfo, Reasoning, Timeouts, ToolCalls, Usage
+from .types import Attempt, Chunk, Cost, FinishReason, Logprobs, ProviderInfo, Reasoning, Timeouts, ToolCalls, Trimmed, Usage
 
 __version__ = "0.1.0"
 
@@ -33,7 +35,12 @@ __all__ = [
     "FinishReason",
     "ToolCalls",
     "Reasoning",
+    "Attempt",
+    "Trimmed",
+    "Logprobs",
+    "Cost",
     "Timeouts",
+    "clear_caches",
     "HFTextGenError",
     "ConfigurationError",
     "ConnectError",
@@ -44,4 +51,5 @@ __all__ = [
     "ResponseError",
     "ResponseStatusError",
     "StreamTimeoutError",
+    "InputTrimmedWarning",
 ]

@@ -13,6 +13,11 @@ Exception tree::
         ├── PaymentRequiredError                402
         └── RateLimitError                      429 (``retry_after`` in seconds, or None)
 
+Warnings (``warnings.warn``)::
+
+    UserWarning
+    └── InputTrimmedWarning                     messages were left out (``max_inputs_lenght``)
+
 When failover runs out of providers it raises the last provider's error, re-worded to list what
 every provider answered, with ``attempts`` = [(provider, error), ...].
 
@@ -37,6 +42,7 @@ __all__ = [
     "MissingAuthError",
     "PaymentRequiredError",
     "RateLimitError",
+    "InputTrimmedWarning",
     "redact",
 ]
 
@@ -139,6 +145,11 @@ class RateLimitError(ResponseStatusError):
     def __init__(self, message: str, *, retry_after: Optional[float] = None, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(message, **kw)
         self.retry_after = retry_after
+
+
+class InputTrimmedWarning(UserWarning):
+    """Messages were left out because the conversation exceeded ``max_inputs_lenght`` (the seed's
+    trimming; ``max_inputs_lenght=None`` turns it off). The stream's ``Trimmed`` chunk says how much."""
 
 
 _STATUS_CLASSES = {401: MissingAuthError, 402: PaymentRequiredError, 429: RateLimitError}

@@ -63,6 +63,12 @@ _mappings: ExpiringCache[Dict[str, Dict[str, str]]] = ExpiringCache(MAPPING_TTL)
 _listings: ExpiringCache[List[str]] = ExpiringCache(LISTING_TTL)
 
 
+def clear_caches() -> None:
+    """Forget every cached listing and mapping (the next call asks the Hub again)."""
+    _mappings.clear()
+    _listings.clear()
+
+
 def token_key(token: Optional[str]) -> str:
     """A cache key part per token (a digest: the token itself is never stored as a key)."""
     return hashlib.sha256(token.encode()).hexdigest()[:16] if config.is_hf_token(token) else ""

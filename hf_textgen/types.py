@@ -1,7 +1,9 @@
 """Values that flow through hf_textgen: the typed chunks a completion yields, and a built request.
 
 A completion yields ``str`` for each text delta (exactly as received) and these typed chunks:
-``ProviderInfo`` (which provider is answering), ``Reasoning``, ``ToolCalls``, ``FinishReason``, ``Usage``.
+``Trimmed`` (what was left out of a long conversation, before anything else), ``ProviderInfo``
+(which provider is answering), ``Attempt`` (a provider the call moved on from, and why),
+``Reasoning``, ``ToolCalls``, ``Logprobs``, ``FinishReason``, ``Usage`` and ``Cost``.
 """
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 __all__ = [
     "ProviderInfo",
+    "Attempt",
+    "Trimmed",
+    "Logprobs",
+    "Cost",
     "Usage",
     "FinishReason",
     "ToolCalls",
@@ -63,7 +69,47 @@ class Reasoning:
         return self.text
 
 
-Chunk = Union[str, ProviderInfo, Usage, FinishReason, ToolCalls, Reasoning]
+@dataclass(frozen=True)
+class Attempt:
+    """A provider the call moved on from: it failed (``error``, ``status`` when HTTP) or was
+    skipped before being tried (``skipped``: it cannot serve this request). ``reason`` is one
+    short line, such as ``"402 You have exceeded your monthly included credits..."``."""
+
+    provider: str
+    status: Optional[int]
+    reason: str
+    error: Optional[Exception] = field(default=None, compare=False, repr=False)
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class Trimmed:
+    """The conversation was longer than ``max_inputs_lenght``: ``dropped_messages`` messages
+    holding ``dropped_chars`` characters of content were left out before sending (yielded first)."""
+
+    dropped_messages: int
+    dropped_chars: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Logprobs:
+    """The ``logprobs`` of a choice, as the server sent them (asked for with ``logprobs=True``)."""
+
+    content: Any
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What the answer cost in USD, from the answering provider's published prices and ``Usage``."""
+
+    input_usd: float
+    output_usd: float
+    total_usd: float
+    provider: str
+
+
+Chunk = Union[str, ProviderInfo, Usage, FinishReason, ToolCalls, Reasoning, Attempt, Trimmed, Logprobs, Cost]
 
 
 @dataclass(frozen=True)

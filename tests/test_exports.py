@@ -23,7 +23,12 @@ def test_all_is_pinned() -> None:
         "FinishReason",
         "ToolCalls",
         "Reasoning",
+        "Attempt",
+        "Trimmed",
+        "Logprobs",
+        "Cost",
         "Timeouts",
+        "clear_caches",
         "HFTextGenError",
         "ConfigurationError",
         "ConnectError",
@@ -34,6 +39,7 @@ def test_all_is_pinned() -> None:
         "ResponseError",
         "ResponseStatusError",
         "StreamTimeoutError",
+        "InputTrimmedWarning",
     ]
 
 
