@@ -4,6 +4,8 @@ Sync first (``HuggingFaceAPI.create_completion``, a plain iterator), async throu
 bridge (``HuggingFaceAPI.create_async_generator``), with automatic failover between a model's
 providers. Importing this package loads requests and sseclient-py, never anyio.
 """
+import logging
+
 from . import errors
 from .errors import (
     ConfigurationError,
@@ -21,14 +23,21 @@ from .errors import (
 from .hub import clear_caches
 from .messages import calculate_lenght
 from .provider import HuggingFaceAPI
+from .results import AsyncChatStream, ChatResult, ChatStream, ResultCollector
 from .types import Attempt, Chunk, Cost, FinishReason, Logprobs, ProviderInfo, Reasoning, Timeouts, ToolCalls, Trimmed, Usage
 
 __version__ = "0.1.0"
+
+logging.getLogger("hf_textgen").addHandler(logging.NullHandler())  # a library prints nothing unasked
 
 __all__ = [
     "HuggingFaceAPI",
     "calculate_lenght",
     "errors",
+    "ChatResult",
+    "ChatStream",
+    "AsyncChatStream",
+    "ResultCollector",
     "Chunk",
     "ProviderInfo",
     "Usage",

@@ -258,17 +258,11 @@ def log_text(record: logging.LogRecord) -> str:
         return str(record.msg)
 
 
-def failure_reason(records: Sequence[logging.LogRecord], limit: int = 100) -> str:
-    """Why a provider failed, short: ``402 <server message>``, from the error the library logged."""
-    from hf_textgen.errors import HFTextGenError, shorten
+def failure_reason(attempt: Any, limit: int = 100) -> str:
+    """Why a provider failed, short: ``402 <server message>``, from the library's ``Attempt``."""
+    from hf_textgen.errors import shorten
 
-    for record in records:
-        error = next((arg for arg in (record.args or ()) if isinstance(arg, HFTextGenError)), None)
-        if error is not None:
-            status = getattr(error, "status_code", None)
-            detail = getattr(error, "server_message", "") or str(error)
-            return shorten(f"{status} {detail}" if status else detail, limit)
-    return shorten("; ".join(log_text(record) for record in records), limit) if records else "no answer"
+    return shorten(f"{attempt.status} {attempt.reason}" if attempt.status else attempt.reason, limit)
 
 
 class ChatOutput:
@@ -280,6 +274,7 @@ class ChatOutput:
         self.out, self.err, self.warnings = out, err, warnings
         self.show_reasoning, self.verbose = show_reasoning, verbose
         self.provider: Optional[str] = None
+        self.failed: Any = None  # the Attempt to report with the next provider
         self.announced = False
         self.at_line_start = True
         self.reasoning_open = False
@@ -288,12 +283,14 @@ class ChatOutput:
     # -- the chunk kinds
 
     def provider_info(self, provider: str, model: str, label: str) -> None:
-        reasons = self.warnings.take()
-        if self.provider is None:
-            print_warnings(self.err, reasons)
-        else:
-            self._note(f"{self.provider} failed: {failure_reason(reasons)} -> trying {provider}")
+        print_warnings(self.err, self.warnings.take())
+        if self.failed is not None:
+            self._note(f"{self.failed.provider} failed: {failure_reason(self.failed)} -> trying {provider}")
+            self.failed = None
         self.provider, self.announced = provider, False
+
+    def attempt(self, attempt: Any) -> None:
+        self.failed = attempt
 
     def text(self, text: str) -> None:
         self._announce()
@@ -368,15 +365,18 @@ class JsonChatOutput:
     def __init__(self, out: IO[str], err: IO[str], warnings: WarningBuffer) -> None:
         self.out, self.err, self.warnings = out, err, warnings
         self.provider: Optional[str] = None
+        self.failed: Any = None
 
     def provider_info(self, provider: str, model: str, label: str) -> None:
-        reasons = self.warnings.take()
-        if self.provider is None:
-            print_warnings(self.err, reasons)
-        else:
-            self._emit(type="failover", provider=self.provider, next=provider, reason=failure_reason(reasons, 1000))
+        print_warnings(self.err, self.warnings.take())
+        if self.failed is not None:
+            self._emit(type="failover", provider=self.failed.provider, next=provider, reason=failure_reason(self.failed, 1000))
+            self.failed = None
         self.provider = provider
         self._emit(type="provider", provider=provider, model=model, label=label)
+
+    def attempt(self, attempt: Any) -> None:
+        self.failed = attempt
 
     def text(self, text: str) -> None:
         self._emit(type="text", text=text)
@@ -419,10 +419,12 @@ def print_warnings(err: IO[str], records: Iterable[logging.LogRecord]) -> None:
 
 def render_chunk(chunk: Any, output: Output) -> None:
     """Send one completion chunk to the matching ``output`` method."""
-    from hf_textgen import FinishReason, ProviderInfo, Reasoning, ToolCalls, Usage
+    from hf_textgen import Attempt, FinishReason, ProviderInfo, Reasoning, ToolCalls, Usage
 
     if isinstance(chunk, str):
         output.text(chunk)
+    elif isinstance(chunk, Attempt):
+        output.attempt(chunk)
     elif isinstance(chunk, ProviderInfo):
         output.provider_info(chunk.provider, chunk.model, chunk.label)
     elif isinstance(chunk, Reasoning):

@@ -80,10 +80,14 @@ def shorten(text: str, limit: int = MAX_SERVER_MESSAGE) -> str:
 
 
 class HFTextGenError(Exception):
-    """Base class of every hf_textgen error; the message is redacted when built."""
+    """Base class of every hf_textgen error; the message is redacted when built.
 
-    def __init__(self, message: str) -> None:
+    ``reason`` is the short form for one-line reports (a failover line, a batch row): the
+    server's own message or what went wrong, without the where (defaults to the message)."""
+
+    def __init__(self, message: str, *, reason: Optional[str] = None) -> None:
         super().__init__(redact(message))
+        self.reason = shorten(redact(reason)) if reason else self.message
 
     @property
     def message(self) -> str:
@@ -101,8 +105,8 @@ class ModelNotSupportedError(HFTextGenError):
 class ResponseError(HFTextGenError):
     """The server answered with an error payload, or the stream was invalid or cut."""
 
-    def __init__(self, message: str, *, provider: Optional[str] = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, provider: Optional[str] = None, reason: Optional[str] = None) -> None:
+        super().__init__(message, reason=reason)
         self.provider = provider
 
 
@@ -124,8 +128,9 @@ class ResponseStatusError(HFTextGenError):
         status_code: Optional[int] = None,
         provider: Optional[str] = None,
         server_message: str = "",
+        reason: Optional[str] = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(message, reason=reason or server_message or (f"HTTP {status_code}" if status_code else None))
         self.status_code = status_code
         self.provider = provider
         self.server_message = redact(server_message)

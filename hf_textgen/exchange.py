@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Iterator, Optional, Union
 
 from . import chunks, sse, transport
-from .errors import ResponseError, StreamTimeoutError
+from .errors import ModelNotSupportedError, ResponseError, ResponseStatusError, StreamTimeoutError
 from .types import Chunk, PreparedRequest, ProviderInfo, Timeouts, Wait
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
@@ -36,7 +36,15 @@ def answer(
     if started is None:
         started = time.monotonic()
     deadline = _opening_deadline(timeouts, started)
-    response = _post(request, timeouts, deadline, abort)
+    try:
+        response = _post(request, timeouts, deadline, abort)
+    except ResponseStatusError as error:
+        if request.provider == "auto" and error.status_code == 404:  # the router's "model_not_found"
+            raise ModelNotSupportedError(
+                f"the router does not serve model {request.model!r} ({error.server_message or 'HTTP 404'}); "
+                "check the model id (org/name), or see `hf-textgen models`"
+            ) from None
+        raise
     complete = False
     try:
         if request.provider == "auto":

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .errors import ConfigurationError, ConnectError, HFTextGenError, RateLimitError, ResponseStatusError, StreamTimeoutError, exhausted
 from .exchange import provider_label
-from .types import Chunk, PreparedRequest, ProviderInfo
+from .types import Attempt, Chunk, PreparedRequest, ProviderInfo
 
 logger = logging.getLogger("hf_textgen")
 
@@ -51,6 +51,11 @@ def _sleep(seconds: float) -> bool:
     return True
 
 
+def attempt_of(provider: str, error: HFTextGenError) -> Attempt:
+    """The failed attempt as a value for the caller: provider, HTTP status (if any), short reason."""
+    return Attempt(provider, getattr(error, "status_code", None), error.reason, error)
+
+
 def run(
     model: str,
     requests: Iterable[PreparedRequest],
@@ -60,13 +65,17 @@ def run(
     retry_rate_limited: float = 0.0,
     pause: Optional[Callable[[float], bool]] = None,
 ) -> Iterator[Chunk]:
-    """Yield ``ProviderInfo`` then the answer of the first provider that answers.
+    """Yield ``ProviderInfo`` then the answer of the first provider that answers; before moving
+    on to the next provider, an ``Attempt`` saying why. When the last one fails too, its error is
+    raised, re-worded to list every attempt when there were several.
 
     ``pause(seconds)`` (default: sleep) waits before a rate-limit retry and returns False if the
     caller has gone meanwhile."""
     pause = pause or _sleep
     attempts: List[Tuple[str, HFTextGenError]] = []
-    for request in requests:
+    planned = iter(requests)
+    request = next(planned, None)
+    while request is not None:
         retries = 0
         while True:
             if stopped is not None and stopped():
@@ -90,11 +99,15 @@ def run(
                     continue
                 if not allows_failover(error):
                     raise
-                attempts.append((request.provider, error))
-                logger.warning("provider %s failed for %s, trying the next one: %s", request.provider, model, error)
+                failure = error
                 break
             yield first
             yield from chunks
             return
-    if attempts:
-        raise exhausted(model, attempts)
+        attempts.append((request.provider, failure))
+        following = next(planned, None)
+        if following is None:
+            raise exhausted(model, attempts) if len(attempts) > 1 else failure
+        logger.info("provider %s failed for %s (%s); trying %s", request.provider, model, failure.reason, following.provider)
+        yield attempt_of(request.provider, failure)
+        request = following

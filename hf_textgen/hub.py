@@ -105,15 +105,24 @@ def _fetch_mapping(hub: str, model: str, token: Optional[str], timeouts: Timeout
         raise ResponseError(f"unexpected provider mapping of {model!r} from {hub}: {error}") from None
 
 
-def list_models(token: Optional[str], timeouts: Timeouts, extra: List[str], fallback: List[str], refresh: bool = False) -> List[str]:
+def list_models(
+    token: Optional[str],
+    timeouts: Timeouts,
+    extra: List[str],
+    fallback: List[str],
+    refresh: bool = False,
+    on_fallback: Optional[Callable[[Exception], None]] = None,
+) -> List[str]:
     """Models with a live conversational provider (all pages) plus ``extra``, de-duplicated in order.
 
-    Any failure returns ``fallback`` (logged, not raised, not cached)."""
+    Any failure returns ``fallback`` (logged, not raised, not cached; ``on_fallback(error)`` is told)."""
     hub = config.hub_url()
     try:
         listed = _listings.get_or_load((hub, token_key(token)), lambda: _fetch_listing(hub, token, timeouts), refresh)
     except (HFTextGenError, ValueError, KeyError, TypeError, AttributeError) as error:
         logger.warning("model listing failed, using the fallback list: %s", error)
+        if on_fallback is not None:
+            on_fallback(error)
         return list(fallback)
     return list(dict.fromkeys([*listed, *extra]))
 

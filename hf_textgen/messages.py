@@ -5,9 +5,10 @@ import base64
 import logging
 import mimetypes
 import os
-from typing import Any, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InputTrimmedWarning
+from .types import Trimmed
 
 logger = logging.getLogger("hf_textgen")
 
@@ -37,25 +38,64 @@ def validate_messages(messages: Any) -> List[Message]:
     return list(messages)
 
 
-def trim_messages(messages: List[Message], max_length: int) -> List[Message]:
-    """Shorten a conversation longer than ``max_length`` (by :func:`calculate_lenght`).
+def trim_messages(messages: List[Message], max_length: Optional[int]) -> Tuple[List[Message], Optional[Trimmed]]:
+    """Shorten a conversation longer than ``max_length`` (by :func:`calculate_lenght`); ``None``: never.
 
-    First keep the first 3 and last 3 messages (when there are more than 6), then the system
-    messages plus the last user message, then the last message alone.
+    The seed's steps: keep the first 3 and last 3 messages (when there are more than 6), then the
+    system messages plus the last user message, then the last message alone. An assistant message
+    with ``tool_calls`` and the ``tool`` results after it are kept or dropped together. Returns the
+    messages to send and, when anything was dropped, a :class:`~hf_textgen.types.Trimmed`.
     """
-    original = calculate_lenght(messages)
-    if original <= max_length:
-        return messages
-    trimmed = messages
-    if len(trimmed) > 6:
-        trimmed = trimmed[:3] + trimmed[-3:]
-    if calculate_lenght(trimmed) > max_length:
-        last_user = [m for m in messages if m.get("role") == "user"][-1:]
-        trimmed = [m for m in messages if m.get("role") == "system"] + last_user
-    if calculate_lenght(trimmed) > max_length or not trimmed:
-        trimmed = messages[-1:]
-    logger.info("trimmed messages from %d to %d (max_inputs_lenght=%d)", original, calculate_lenght(trimmed), max_length)
-    return trimmed
+    if max_length is None or calculate_lenght(messages) <= max_length:
+        return messages, None
+    groups = _groups(messages)
+    kept = _keep_groups(groups, lambda i: i < 3 or i >= len(messages) - 3) if len(messages) > 6 else list(range(len(messages)))
+    if _length(messages, kept) > max_length:
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user"][-1:]  # after the system messages, as the seed has it
+        kept = _keep_groups(groups, lambda i: messages[i].get("role") == "system") + users
+    if not kept or _length(messages, kept) > max_length:
+        kept = _keep_groups(groups, lambda i: i == len(messages) - 1)
+    kept_set = set(kept)
+    dropped = [i for i in range(len(messages)) if i not in kept_set]
+    if not dropped:
+        return messages, None
+    trimmed = Trimmed(len(dropped), sum(len(_text_of(messages[i].get("content"))) for i in dropped), max_length)
+    logger.info("left out %d messages (%d characters) over max_inputs_lenght=%d", trimmed.dropped_messages, trimmed.dropped_chars, max_length)
+    return [messages[i] for i in kept], trimmed
+
+
+def _groups(messages: List[Message]) -> List[int]:
+    """For each message, the index of the first message of its group: an assistant message with
+    ``tool_calls`` and the ``tool`` messages right after it form one group."""
+    group, owners = 0, []
+    for index, message in enumerate(messages):
+        if not (message.get("role") == "tool" and index and owners[-1] == group and _has_tool_calls(messages[group])):
+            group = index
+        owners.append(group)
+    return owners
+
+
+def _has_tool_calls(message: Message) -> bool:
+    return message.get("role") == "assistant" and bool(message.get("tool_calls"))
+
+
+def _keep_groups(groups: List[int], wanted: Callable[[int], bool]) -> List[int]:
+    """The indices of every message whose group holds a wanted message, in order."""
+    chosen = {groups[i] for i in range(len(groups)) if wanted(i)}
+    return [i for i in range(len(groups)) if groups[i] in chosen]
+
+
+def _length(messages: List[Message], indices: List[int]) -> int:
+    return calculate_lenght([messages[i] for i in indices])
+
+
+def trimming_warning(trimmed: Trimmed) -> InputTrimmedWarning:
+    """The warning issued when messages are left out."""
+    return InputTrimmedWarning(
+        f"{trimmed.dropped_messages} message(s) ({trimmed.dropped_chars} characters) were left out of the "
+        f"conversation: it is longer than max_inputs_lenght={trimmed.limit}; raise it, or pass "
+        "max_inputs_lenght=None to send everything"
+    )
 
 
 def media_to_url(item: Any) -> str:

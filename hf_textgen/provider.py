@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, AsyncIterator, Dict, Iterator, List, Optional, Sequence, Union
+import warnings
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import build, catalog, config, exchange, failover, hub, sse
 from .config import TimeoutLike
 from .errors import ConfigurationError, MissingAuthError, ModelNotSupportedError
-from .messages import attach_media, trim_messages, validate_messages
+from .results import AsyncChatStream, ChatResult, ChatStream
+from .messages import attach_media, trim_messages, trimming_warning, validate_messages
 from .transport import Abort
 from .types import Chunk, PreparedRequest, Timeouts
 
@@ -40,16 +42,25 @@ class HuggingFaceAPI:
         """Alias -> Hub id; empty -> ``default_model``; an unknown name comes back unchanged. No I/O."""
         if not model:
             return cls.default_model
-        return cls.model_aliases.get(model, model)
+        name, colon, policy = model.partition(":")  # "llama-3.3-70b:together" keeps its routing suffix
+        return cls.model_aliases.get(name, name) + colon + policy if name in cls.model_aliases else model
 
     @classmethod
-    def get_models(cls, refresh: bool = False, api_key: Optional[str] = None, timeout: TimeoutLike = None) -> List[str]:
+    def get_models(
+        cls,
+        refresh: bool = False,
+        api_key: Optional[str] = None,
+        timeout: TimeoutLike = None,
+        *,
+        on_fallback: Optional[Callable[[Exception], None]] = None,
+    ) -> List[str]:
         """Models with a live conversational provider, plus ``provider_mapping`` keys (cached).
 
-        Never raises: on any failure returns ``fallback_models`` (and does not cache that)."""
+        Never raises: on any failure returns ``fallback_models`` (and does not cache that), after
+        calling ``on_fallback(error)`` when given."""
         token = config.find_token(api_key)
         timeouts = config.make_timeouts(timeout)
-        return hub.list_models(token, timeouts, list(cls.provider_mapping), cls.fallback_models, refresh)
+        return hub.list_models(token, timeouts, list(cls.provider_mapping), cls.fallback_models, refresh, on_fallback)
 
     @classmethod
     def get_mapping_sync(cls, model: str, api_key: Optional[str] = None, timeout: TimeoutLike = None) -> Dict[str, Dict[str, str]]:
@@ -81,7 +92,7 @@ class HuggingFaceAPI:
         api_base: Optional[str] = None,
         api_key: Optional[str] = None,
         max_tokens: Optional[int] = 2048,
-        max_inputs_lenght: int = 10000,
+        max_inputs_lenght: Optional[int] = 10000,
         media: Optional[Sequence[Any]] = None,
         *,
         provider: ProviderChoice = None,
@@ -106,7 +117,10 @@ class HuggingFaceAPI:
         if not model and media:
             model = cls.default_vision_model
         model = cls.get_model(model)
-        messages = attach_media(trim_messages(messages, max_inputs_lenght), media or [])
+        messages, trimmed = trim_messages(messages, max_inputs_lenght)
+        if trimmed is not None:
+            warnings.warn(trimming_warning(trimmed), stacklevel=2)
+        messages = attach_media(messages, media or [])
         timeouts = config.make_timeouts(timeout)
         token = config.find_token(api_key)
         body = build.chat_body(messages, max_tokens, stream, params, extra_body)
@@ -133,7 +147,8 @@ class HuggingFaceAPI:
 
         stopped = (lambda: abort.requested) if abort is not None else None
         pause = abort.pause if abort is not None else None
-        return failover.run(model, requests_, answer, stopped, retry_rate_limited=retry_rate_limited, pause=pause)
+        chunks = failover.run(model, requests_, answer, stopped, retry_rate_limited=retry_rate_limited, pause=pause)
+        return chunks if trimmed is None else _prefixed(trimmed, chunks)
 
     @classmethod
     def create_async_generator(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> AsyncIterator[Chunk]:
@@ -149,6 +164,35 @@ class HuggingFaceAPI:
         return aio.iterate_in_thread(lambda: completion, abort)
 
     @classmethod
+    def stream(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> ChatStream:
+        """:meth:`create_completion` as a :class:`~hf_textgen.results.ChatStream`: iterate its chunks
+        (or ``.text()``), then ``.result()`` is the :class:`~hf_textgen.results.ChatResult`."""
+        return ChatStream(cls.create_completion(model, messages, *args, **kwargs), cls._model_name(model, kwargs))
+
+    @classmethod
+    def complete(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> ChatResult:
+        """The whole answer as one :class:`~hf_textgen.results.ChatResult` (same parameters as
+        :meth:`create_completion`)."""
+        with cls.stream(model, messages, *args, **kwargs) as stream:
+            return stream.result()
+
+    @classmethod
+    def stream_async(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> AsyncChatStream:
+        """:meth:`create_async_generator` as an :class:`~hf_textgen.results.AsyncChatStream`
+        (``async for``, ``await .result()``), on asyncio and trio."""
+        return AsyncChatStream(cls.create_async_generator(model, messages, *args, **kwargs), cls._model_name(model, kwargs))
+
+    @classmethod
+    async def complete_async(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> ChatResult:
+        """Awaitable :meth:`complete`, on asyncio and trio."""
+        async with cls.stream_async(model, messages, *args, **kwargs) as stream:
+            return await stream.result()
+
+    @classmethod
+    def _model_name(cls, model: Optional[str], kwargs: Dict[str, Any]) -> str:
+        return cls.get_model(model or (cls.default_vision_model if kwargs.get("media") else None))
+
+    @classmethod
     def _plan(
         cls, model: str, provider: ProviderChoice, names: List[str], body: Dict[str, Any], token: str, timeouts: Timeouts
     ) -> Iterator[PreparedRequest]:
@@ -160,6 +204,11 @@ class HuggingFaceAPI:
         mapping = cls.get_mapping_sync(model, token, timeouts)
         for name, provider_id in choose_providers(model, mapping, names):
             yield build.provider_request(name, provider_id, model, body, token, router)
+
+
+def _prefixed(first: Chunk, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    yield first
+    yield from chunks
 
 
 def check_routing(model: str, provider: ProviderChoice) -> List[str]:

@@ -329,7 +329,7 @@ def post(
     except requests.exceptions.RequestException as error:
         if guard is not None and guard.requested:
             raise StreamTimeoutError(f"{deadline.what} passed ({where(request)})", provider=request.provider) from None  # type: ignore[union-attr]
-        raise network_error(error, where(request), timeouts) from None
+        raise network_error(error, where(request), timeouts, request.url) from None
     finally:
         _sending.aborts = ()
         if guard is not None:
@@ -407,7 +407,7 @@ def get_json_with_link(url: str, token: Optional[str], timeouts: Timeouts, what:
                 return decode_json(response.content, place), response.headers.get("Link", "")
         except requests.exceptions.RequestException as error:
             if attempt >= retries:
-                raise network_error(error, place, timeouts) from None
+                raise network_error(error, place, timeouts, url) from None
             time.sleep(0.25 * 2**attempt)
     raise AssertionError("unreachable")
 
@@ -426,13 +426,45 @@ def decode_json(content: bytes, place: str) -> Any:
         raise ResponseError(f"invalid JSON from {place}: {errors.shorten(content[:200].decode('utf-8', 'replace'))}") from None
 
 
-def network_error(error: Exception, place: str, timeouts: Timeouts) -> errors.HFTextGenError:
-    """Translate a requests/urllib3 failure into ConnectError or StreamTimeoutError."""
+def network_error(error: Exception, place: str, timeouts: Timeouts, url: str = "") -> errors.HFTextGenError:
+    """Translate a requests/urllib3 failure into ConnectError or StreamTimeoutError, saying in
+    plain words what happened (refused, unknown host, reset, TLS) and what to check."""
     if isinstance(error, requests.exceptions.ConnectTimeout):
-        return StreamTimeoutError(f"could not connect within {timeouts.connect:g} s ({place}); check the network or raise the connect timeout")
+        reason = f"could not connect within {timeouts.connect:g} s"
+        return StreamTimeoutError(f"{reason} ({place}); check the network or raise the connect timeout", reason=reason)
     if isinstance(error, requests.exceptions.Timeout):
-        return StreamTimeoutError(f"no answer within {timeouts.read:g} s ({place}); the server is stalled, raise the read timeout or retry")
-    return ConnectError(f"connection failed ({place}): {errors.shorten(str(error), 200)}; check the network and the URL")
+        reason = f"no answer within {timeouts.read:g} s"
+        return StreamTimeoutError(f"{reason} ({place}); the server is stalled, raise the read timeout or retry", reason=reason)
+    parts = urlsplit(url)
+    address = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}" if parts.hostname else "the server"
+    cause = _root_cause(error)
+    if isinstance(cause, ConnectionRefusedError):
+        reason, advice = f"connection refused by {address}", "check that the server is running and the URL and port are right"
+    elif isinstance(cause, socket.gaierror):
+        reason, advice = f"cannot resolve the host name {parts.hostname or '?'}", "check the URL and your network or DNS settings"
+    elif isinstance(cause, ssl.SSLError) or isinstance(error, requests.exceptions.SSLError):
+        reason, advice = f"the TLS handshake with {address} failed", "check the certificate settings (REQUESTS_CA_BUNDLE) and the URL's scheme"
+    elif isinstance(cause, (ConnectionResetError, BrokenPipeError)):
+        reason, advice = f"the connection to {address} was reset", "retry; if it keeps happening, check proxies and the URL"
+    else:
+        reason, advice = f"connection to {address} failed: {errors.shorten(str(cause), 120)}", "check the network and the URL"
+    return ConnectError(f"{reason} ({place}); {advice}", reason=reason)
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost error behind requests' and urllib3's wrappers (``reason``, causes, args)."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = error.__cause__ or error.__context__
+        if inner is None and error.args and isinstance(error.args[0], BaseException):
+            inner = error.args[0]
+        if inner is None:
+            break
+        error = inner
+    return error
 
 
 def status_error(response: requests.Response, place: str, provider: Optional[str]) -> ResponseStatusError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import socket
 import time
 import traceback
 from typing import Any, Dict, List, Optional
@@ -189,7 +190,18 @@ def test_the_servers_message_is_found_and_shortened(routed: responses.RequestsMo
 def test_a_connection_failure_names_where_it_happened(routed: responses.RequestsMock) -> None:
     routed.post(URL, body=requests.ConnectionError("Connection refused"))
     error = failure_of()
-    assert type(error) is ConnectError and f"connection failed ({WHERE})" in str(error)
+    assert type(error) is ConnectError and f"connection to router.huggingface.co:443 failed: Connection refused ({WHERE})" in str(error)
+
+
+def test_a_refused_connection_says_so_and_what_to_check() -> None:
+    with socket.socket() as closed:  # bound, never listening: connecting is refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        with pytest.raises(ConnectError) as raised:
+            list(HuggingFaceAPI.create_completion("m", [{"role": "user", "content": "x"}], api_base=f"http://127.0.0.1:{port}/v1"))
+    assert str(raised.value).startswith(f"connection refused by 127.0.0.1:{port} (")
+    assert "check that the server is running" in str(raised.value) and "HTTPPool" not in str(raised.value)
+    assert raised.value.reason == f"connection refused by 127.0.0.1:{port}"
 
 
 def test_a_timeout_is_a_stream_timeout(routed: responses.RequestsMock) -> None:

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from hf_textgen import calculate_lenght
+from hf_textgen import Trimmed, calculate_lenght
 from hf_textgen.errors import ConfigurationError
 from hf_textgen.messages import attach_media, media_to_url, trim_messages, validate_messages
 
@@ -65,45 +65,88 @@ def conversation(count: int, size: int = 10) -> List[Dict[str, Any]]:
 
 def test_a_short_conversation_is_kept_as_it_is() -> None:
     messages = conversation(10)
-    assert trim_messages(messages, calculate_lenght(messages)) is messages
+    assert trim_messages(messages, calculate_lenght(messages)) == (messages, None)
+    assert trim_messages(messages, calculate_lenght(messages))[0] is messages
 
 
 def test_more_than_six_messages_keep_the_first_three_and_the_last_three(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "hf_textgen")
     messages = conversation(10)
-    trimmed = trim_messages(messages, 6 * 26)
+    trimmed, report = trim_messages(messages, 6 * 26)
     assert trimmed == messages[:3] + messages[-3:]
-    assert "trimmed messages" in caplog.text
+    assert report == Trimmed(dropped_messages=4, dropped_chars=4 * 10, limit=6 * 26)
+    assert "left out 4 messages" in caplog.text
 
 
 def test_then_the_system_messages_and_the_last_user_message() -> None:
     messages = conversation(10) + [system("late system")]
     last_user = messages[-2]
     assert last_user["role"] == "user" and messages[-3]["role"] == "assistant"
-    trimmed = trim_messages(messages, 3 * 26 + 11)  # too small for first 3 + last 3
+    trimmed, _ = trim_messages(messages, 3 * 26 + 11)  # too small for first 3 + last 3
     assert trimmed == [messages[0], messages[-1], last_user]
 
 
 def test_six_or_fewer_messages_go_straight_to_system_and_last_user() -> None:
     messages = conversation(6)
-    trimmed = trim_messages(messages, 2 * 26)
+    trimmed, _ = trim_messages(messages, 2 * 26)
     assert messages[-1]["role"] == "user"
     assert trimmed == [messages[0], messages[-1]]
 
 
 def test_then_the_last_message_alone() -> None:
     messages = [system("s" * 100), user("u" * 100), assistant("a" * 5)]
-    assert trim_messages(messages, 50) == [messages[-1]]
+    assert trim_messages(messages, 50)[0] == [messages[-1]]
 
 
 def test_without_system_or_user_messages_the_last_message_is_kept() -> None:
     messages = [assistant("a" * 100), assistant("b" * 100)]
-    assert trim_messages(messages, 10) == [messages[-1]]
+    assert trim_messages(messages, 10)[0] == [messages[-1]]
 
 
 def test_the_last_message_is_kept_even_when_it_alone_is_too_long() -> None:
     messages = [user("u" * 100), user("v" * 100)]
-    assert trim_messages(messages, 10) == [messages[-1]]
+    assert trim_messages(messages, 10)[0] == [messages[-1]]
+
+
+def test_none_turns_trimming_off() -> None:
+    messages = conversation(10)
+    assert trim_messages(messages, None) == (messages, None)
+
+
+def tool_turn(call_id: str, result: str) -> List[Dict[str, Any]]:
+    """An assistant message calling a tool, and the tool's result."""
+    call = {"id": call_id, "type": "function", "function": {"name": "look", "arguments": "{}"}}
+    return [{"role": "assistant", "content": None, "tool_calls": [call]}, {"role": "tool", "tool_call_id": call_id, "content": result}]
+
+
+def test_a_tool_call_and_its_results_are_kept_together_when_the_cut_falls_between_them() -> None:
+    # first 3 would end on the assistant's call; its tool result (index 3) comes along
+    messages = [system("s"), user("u" * 10), *tool_turn("a", "r" * 10), user("x" * 40), assistant("y" * 40), user("z" * 40), assistant("w" * 40), user("v")]
+    trimmed, report = trim_messages(messages, 9 * 16 + 80)
+    kept = [m for m in trimmed]
+    assert kept == messages[:4] + messages[-3:]
+    assert report is not None and report.dropped_messages == 2
+
+
+def test_a_tool_call_and_its_results_are_dropped_together() -> None:
+    messages = [*tool_turn("a", "r" * 10), user("u" * 10), *tool_turn("b", "t" * 50), user("last")]
+    trimmed, report = trim_messages(messages, 40)  # only the last user message fits
+    assert trimmed == [messages[-1]]
+    assert report == Trimmed(dropped_messages=5, dropped_chars=10 + 10 + 50, limit=40)
+
+
+def test_a_last_tool_result_alone_keeps_its_call() -> None:
+    messages = [user("u" * 100), *tool_turn("a", "r" * 100)]
+    trimmed, _ = trim_messages(messages, 10)
+    assert trimmed == messages[1:]
+
+
+def test_several_tool_results_belong_to_the_call_before_them() -> None:
+    call, first = tool_turn("a", "r" * 100)
+    second = {"role": "tool", "tool_call_id": "b", "content": "q" * 100}
+    messages = [user("u" * 300), call, first, second]
+    trimmed, _ = trim_messages(messages, 10)
+    assert trimmed == [call, first, second]
 
 
 # -- validation -----------------------------------------------------------------------------------------

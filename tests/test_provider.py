@@ -11,10 +11,11 @@ import pytest
 import requests
 import responses
 
-from hf_textgen import FinishReason, HuggingFaceAPI, ProviderInfo, Reasoning, Timeouts, ToolCalls, Usage, transport
+from hf_textgen import Attempt, FinishReason, HuggingFaceAPI, ProviderInfo, Reasoning, Timeouts, ToolCalls, Trimmed, Usage, transport
 from hf_textgen.errors import (
     ConfigurationError,
     ConnectError,
+    InputTrimmedWarning,
     MissingAuthError,
     ModelNotSupportedError,
     PaymentRequiredError,
@@ -101,6 +102,14 @@ def test_an_alias_is_resolved_before_routing(mock: responses.RequestsMock) -> No
     assert complete("llama-3.3-70b")[0] == info("together", HuggingFaceAPI.default_model)
 
 
+def test_an_alias_with_a_routing_suffix_keeps_the_suffix(mock: responses.RequestsMock) -> None:
+    assert HuggingFaceAPI.get_model("llama-3.3-70b:together") == f"{HuggingFaceAPI.default_model}:together"
+    assert HuggingFaceAPI.get_model("llama-3.3-70b:cheapest") == f"{HuggingFaceAPI.default_model}:cheapest"
+    answer_ok(mock, f"{ROUTER}/v1/chat/completions", **{"x-inference-provider": "together"})
+    assert complete("llama-3.3-70b:together")[0] == info("together", f"{HuggingFaceAPI.default_model}:together")
+    assert last_post_body(mock)["model"] == f"{HuggingFaceAPI.default_model}:together"
+
+
 def test_no_model_with_media_takes_the_default_vision_model(mock: responses.RequestsMock) -> None:
     serve_mapping(mock, mapping_of("together"), model=HuggingFaceAPI.default_vision_model)
     answer_ok(mock, chat_url("together"))
@@ -177,6 +186,12 @@ def test_server_side_routing_posts_to_the_router_and_reports_its_choice(mock: re
     assert auth_headers(mock) == [f"Bearer {TOKEN}"]
 
 
+def test_a_model_the_router_does_not_know_is_model_not_supported(mock: responses.RequestsMock) -> None:
+    mock.post(f"{ROUTER}/v1/chat/completions", status=404, json={"error": {"message": "The requested model 'org/model' does not exist.", "code": "model_not_found"}})
+    with pytest.raises(ModelNotSupportedError, match="the router does not serve model 'org/model:fastest' .The requested model 'org/model' does not exist"):
+        complete(f"{MODEL}:fastest")
+
+
 def test_server_side_routing_without_the_header_reports_auto(mock: responses.RequestsMock) -> None:
     answer_ok(mock, f"{ROUTER}/v1/chat/completions")
     assert complete(provider="auto")[0] == info("auto")
@@ -250,8 +265,10 @@ def test_max_tokens_none_leaves_it_to_the_server(together: responses.RequestsMoc
 
 def test_long_conversations_are_trimmed_before_sending(together: responses.RequestsMock) -> None:
     messages = [{"role": "system", "content": "be brief"}] + [{"role": "user" if i % 2 else "assistant", "content": "x" * 100} for i in range(1, 10)]
-    complete(messages=messages, max_inputs_lenght=300)
+    with pytest.warns(InputTrimmedWarning, match="8 message"):
+        chunks = complete(messages=messages, max_inputs_lenght=300)
     assert last_post_body(together)["messages"] == [messages[0], messages[-1]]
+    assert chunks[:2] == [Trimmed(dropped_messages=8, dropped_chars=800, limit=300), info("together")]
 
 
 # -- tokens ---------------------------------------------------------------------------------------------
@@ -306,7 +323,7 @@ def test_automatic_order_is_the_mappings_skipping_unusable_entries(mixed: respon
     caplog.set_level(logging.INFO, "hf_textgen")
     mixed.post(chat_url("d"), status=402, json={"error": "no credits"})
     answer_ok(mixed, chat_url("e"))
-    assert complete() == [info("d"), info("e"), "ok", *OK]
+    assert complete() == [info("d"), Attempt("d", 402, "no credits"), info("e"), "ok", *OK]
     assert posts(mixed) == [chat_url("d"), chat_url("e")]
     assert [r.getMessage() for r in caplog.records if "skipping providers" in r.getMessage()] == [
         f"skipping providers of {MODEL} that are not live conversational: broken, staging, textonly"
@@ -325,7 +342,7 @@ def test_a_list_of_providers_is_tried_in_the_callers_order(mixed: responses.Requ
     caplog.set_level(logging.WARNING, "hf_textgen")
     mixed.post(chat_url("e"), status=503)
     answer_ok(mixed, chat_url("textonly"))
-    assert complete(provider=["nowhere", "e", "textonly", "d"]) == [info("e"), info("textonly"), "ok", *OK]
+    assert complete(provider=["nowhere", "e", "textonly", "d"]) == [info("e"), Attempt("e", 503, "HTTP 503"), info("textonly"), "ok", *OK]
     assert posts(mixed) == [chat_url("e"), chat_url("textonly")]
     assert "provider nowhere does not serve org/model" in caplog.text
 
@@ -380,7 +397,11 @@ def fail(mock: responses.RequestsMock, provider: str, failure: Any) -> None:
 def test_these_failures_move_on_to_the_next_provider(two: responses.RequestsMock, failure: Any) -> None:
     fail(two, "first", failure)
     answer_ok(two, chat_url("second"))
-    assert complete() == [info("first"), info("second"), "ok", *OK]
+    status = failure if isinstance(failure, int) else None
+    reason = f"first says {failure}" if status else "connection to router.huggingface.co:443 failed: reset by peer"
+    chunks = complete()
+    assert chunks[:2] == [info("first"), Attempt("first", status, chunks[1].reason)] and chunks[2:] == [info("second"), "ok", *OK]
+    assert chunks[1].reason.startswith(reason) and chunks[1].error is not None
     assert posts(two) == [chat_url("first"), chat_url("second")]
 
 
@@ -398,7 +419,7 @@ def test_when_every_provider_answers_402_the_error_is_payment_required_listing_e
     fail(two, "first", 402)
     fail(two, "second", 402)
     got, error = complete_until_error()
-    assert got == [info("first"), info("second")]
+    assert got == [info("first"), Attempt("first", 402, "first says 402"), info("second")]
     assert type(error) is PaymentRequiredError and getattr(error, "status_code") == 402
     message = str(error)
     assert "every provider failed" in message and "2 tried" in message

@@ -22,7 +22,7 @@ from hf_textgen.errors import (
     ResponseStatusError,
     StreamTimeoutError,
 )
-from hf_textgen.types import Chunk, FinishReason, ProviderInfo, Timeouts, Usage
+from hf_textgen.types import Attempt, Chunk, FinishReason, ProviderInfo, Timeouts, Usage
 
 from support import (
     WAIT,
@@ -92,8 +92,8 @@ def mapped(monkeypatch: pytest.MonkeyPatch) -> Client:
 
 
 def content(stream: Iterable[Chunk]) -> Iterator[Chunk]:
-    """The stream without ``ProviderInfo``."""
-    return (chunk for chunk in stream if not isinstance(chunk, ProviderInfo))
+    """The stream without ``ProviderInfo`` and ``Attempt`` (who answers, and who failed before)."""
+    return (chunk for chunk in stream if not isinstance(chunk, (ProviderInfo, Attempt)))
 
 
 def until_error(stream: Iterable[Chunk]) -> Tuple[List[Chunk], float, Optional[HFTextGenError]]:
@@ -403,6 +403,7 @@ def test_failover_to_the_next_provider_before_content(mapped: Client, status: in
         got = list(mapped.complete(server))
     assert got == [
         ProviderInfo("HuggingFace (together)", MODEL, "together"),
+        Attempt("together", status, "try elsewhere"),
         ProviderInfo("HuggingFace (fireworks-ai)", MODEL, "fireworks-ai"),
         "from",
         " b",
@@ -441,6 +442,7 @@ def test_every_provider_failing_lists_each_answer(mapped: Client) -> None:
     with ScriptedServer(providers(status_handler(503, "down"), status_handler(429, "slow down"))) as server:
         got, _, error = until_error(mapped.complete(server))
     assert got == [] and isinstance(error, RateLimitError)
+    assert [(name, failure.status_code) for name, failure in getattr(error, "attempts")] == [("together", 503), ("fireworks-ai", 429)]  # type: ignore[attr-defined]
     assert "together" in str(error) and "fireworks-ai" in str(error) and "down" in str(error) and "slow down" in str(error)
 
 
