@@ -22,6 +22,7 @@ from .errors import (
 )
 from .hub import clear_caches
 from .messages import calculate_lenght
+from .client import Client
 from .provider import HuggingFaceAPI
 from .results import AsyncChatStream, ChatResult, ChatStream, ResultCollector
 from .types import Attempt, Chunk, Cost, FinishReason, Logprobs, ProviderInfo, Reasoning, Timeouts, ToolCalls, Trimmed, Usage
@@ -32,6 +33,7 @@ logging.getLogger("hf_textgen").addHandler(logging.NullHandler())  # a library p
 
 __all__ = [
     "HuggingFaceAPI",
+    "Client",
     "calculate_lenght",
     "errors",
     "ChatResult",

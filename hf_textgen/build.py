@@ -12,28 +12,6 @@ from .types import PreparedRequest
 
 logger = logging.getLogger("hf_textgen")
 
-# OpenAI chat parameters accepted as keyword arguments; anything else must go through extra_body,
-# so a typo (``temprature=``) is an error instead of a silently ignored field.
-OPENAI_PARAMS = frozenset(
-    {
-        "temperature", "top_p", "stop", "seed", "tools", "tool_choice", "response_format",
-        "reasoning_effort", "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs",
-        "n", "logit_bias", "user", "stream_options", "parallel_tool_calls", "max_completion_tokens",
-        "top_k", "repetition_penalty", "min_p", "metadata", "modalities", "prediction", "service_tier",
-    }
-)
-
-
-def check_params(params: Mapping[str, Any]) -> None:
-    """Refuse unknown keyword arguments with a hint, before anything is sent."""
-    unknown = sorted(set(params) - OPENAI_PARAMS)
-    if unknown:
-        raise ConfigurationError(
-            f"unknown parameter(s) {', '.join(unknown)}: pass OpenAI chat parameters such as "
-            "temperature or top_p, or put provider-specific fields in extra_body={...}"
-        )
-
-
 def chat_body(
     messages: List[Dict[str, Any]],
     max_tokens: Optional[int],
@@ -46,9 +24,10 @@ def chat_body(
     return {key: value for key, value in body.items() if value is not None}
 
 
-def headers_for(url: str, token: Optional[str], stream: bool) -> Dict[str, str]:
-    """Headers for one chat POST; the token only over https or to a loopback host."""
-    headers = {"User-Agent": config.USER_AGENT, "Accept": "text/event-stream" if stream else "application/json"}
+def headers_for(url: str, token: Optional[str], stream: bool, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    """Headers for one chat POST; the token only over https or to a loopback host. ``extra``
+    (the caller's headers, ``X-HF-Bill-To``) come before the token, which they cannot replace."""
+    headers = {"User-Agent": config.USER_AGENT, "Accept": "text/event-stream" if stream else "application/json", **(extra or {})}
     if token:
         if config.may_carry_token(url):
             headers["Authorization"] = f"Bearer {token}"
@@ -63,28 +42,41 @@ def _origin(url: str) -> str:
 
 
 def provider_request(
-    provider: str, provider_id: str, hub_model: str, body: Mapping[str, Any], token: Optional[str], router: str
+    provider: str,
+    provider_id: str,
+    hub_model: str,
+    body: Mapping[str, Any],
+    token: Optional[str],
+    router: str,
+    headers: Optional[Mapping[str, str]] = None,
 ) -> PreparedRequest:
     """POST {router}/{provider}{route}; hf-inference takes the hub id in its path and body."""
     path_model = quote(hub_model, safe="/")
     url = f"{router}/{provider}{route_for(provider, path_model)}"
     model_field = hub_model if provider == HF_INFERENCE else provider_id
-    return _request(url, {"model": model_field, **body}, token, provider, hub_model)
+    return _request(url, {"model": model_field, **body}, token, provider, hub_model, headers)
 
 
-def server_side_request(model: str, body: Mapping[str, Any], token: Optional[str], router: str) -> PreparedRequest:
+def server_side_request(
+    model: str, body: Mapping[str, Any], token: Optional[str], router: str, headers: Optional[Mapping[str, str]] = None
+) -> PreparedRequest:
     """POST {router}/v1/chat/completions and let the router choose (``model`` may carry ``:policy``)."""
-    return _request(f"{router}/v1/chat/completions", {"model": model, **body}, token, "auto", model)
+    return _request(f"{router}/v1/chat/completions", {"model": model, **body}, token, "auto", model, headers)
 
 
-def api_base_request(api_base: str, model: str, body: Mapping[str, Any], token: Optional[str]) -> PreparedRequest:
+def api_base_request(
+    api_base: str, model: str, body: Mapping[str, Any], token: Optional[str], headers: Optional[Mapping[str, str]] = None
+) -> PreparedRequest:
     """POST {api_base}/chat/completions on any OpenAI-compatible server (TGI, vLLM, llama.cpp, ...)."""
     parts = urlsplit(api_base)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(f"api_base must be an http(s) URL with a host, such as http://127.0.0.1:8080/v1, got {api_base!r}")
     url = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/chat/completions"))  # before any ?query
-    return _request(url, {"model": model, **body}, token, parts.hostname, model)
+    return _request(url, {"model": model, **body}, token, parts.hostname, model, headers)
 
 
-def _request(url: str, body: Dict[str, Any], token: Optional[str], provider: str, model: str) -> PreparedRequest:
-    return PreparedRequest(url=url, headers=headers_for(url, token, bool(body.get("stream"))), body=body, provider=provider, model=model)
+def _request(
+    url: str, body: Dict[str, Any], token: Optional[str], provider: str, model: str, extra: Optional[Mapping[str, str]]
+) -> PreparedRequest:
+    headers = headers_for(url, token, bool(body.get("stream")), extra)
+    return PreparedRequest(url=url, headers=headers, body=body, provider=provider, model=model)

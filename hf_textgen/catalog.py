@@ -95,6 +95,11 @@ def validate_provider(name: Any) -> str:
     return name  # type: ignore[no-any-return]
 
 
+def provider_label(provider: str) -> str:
+    """The label of a provider's answer (``ProviderInfo.label``), as the seed names it."""
+    return f"HuggingFace ({provider})"
+
+
 def route_for(provider: str, hub_model: str) -> str:
     """The path after ``/{provider}`` for a provider's chat completions."""
     return PROVIDER_ROUTES.get(provider, DEFAULT_ROUTE).format(model=hub_model)

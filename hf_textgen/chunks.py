@@ -3,71 +3,95 @@ and typed chunks. Pure functions over payloads: no I/O."""
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, Iterator, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 from . import errors
 from .errors import ResponseError
-from .sse import DONE
-from .types import Chunk, FinishReason, Reasoning, ToolCalls, Usage, Wait
+from .types import Chunk, FinishReason, Logprobs, Reasoning, ToolCalls, Usage
 
 
-def stream_chunks(payloads: Iterable[Any], place: str) -> Iterator[Chunk]:
-    """Chunks of a streamed answer. Usage is yielded once, last; tool-call deltas are assembled
-    and yielded before the finish reason, which is yielded once. A stream that ends before
-    ``[DONE]`` and before any finish reason raises ``ResponseError`` after what arrived was
-    yielded; a payload of an unexpected shape raises ``ResponseError`` naming it."""
-    tools = ToolCallAssembler(place)
-    usage: Optional[Mapping[str, Any]] = None
-    finished = done = False
-    for payload in payloads:
-        if payload is DONE:
-            done = True
-            break
-        if type(payload) is not dict:
-            if payload.__class__ is Wait:  # the cooperative reader's "nothing yet": for the driver
-                yield payload
-                continue
-            raise _unexpected("stream payload", payload, place)
-        choices = payload.get("choices")
-        if choices:
-            if type(choices) is not list or type(choices[0]) is not dict:
-                raise _unexpected("choices", choices, place)
-            choice = choices[0]
-            delta = choice.get("delta")
-            if delta:
-                if type(delta) is not dict:
-                    raise _unexpected("delta", delta, place)
-                content = delta.get("content")
-                if content:
-                    if type(content) is str:
-                        yield content
-                    else:
-                        text = _text_of(content, place)
-                        if text:
-                            yield text
-                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                if reasoning:
-                    if type(reasoning) is not str:
-                        raise _unexpected("reasoning", reasoning, place)
-                    yield Reasoning(reasoning)
-                if delta.get("tool_calls"):
-                    tools.add(delta["tool_calls"])
-            finish_reason = choice.get("finish_reason")
-            if finish_reason and not finished:
-                if tools:
-                    yield tools.pop()
-                yield FinishReason(str(finish_reason))
-                finished = True
-        if payload.get("usage"):
-            usage = payload["usage"]
-            if not isinstance(usage, Mapping):
-                raise _unexpected("usage", usage, place)
-    if tools:
-        yield tools.pop()
-    if usage:
-        yield make_usage(usage)
-    if not done and not finished:
-        raise ResponseError(f"the stream was cut before it finished ({place}): no [DONE] and no finish_reason arrived")
+class StreamChunks:
+    """Payloads of a streamed answer in, chunks out: ``feed(payloads) -> list``, then ``end(done)``.
+
+    Usage is given once, last; tool-call deltas are assembled and given before the finish reason,
+    which is given once. A payload of an unexpected shape raises ``ResponseError`` naming it."""
+
+    def __init__(self, place: str) -> None:
+        self.place = place
+        self._tools = ToolCallAssembler(place)
+        self._usage: Optional[Mapping[str, Any]] = None
+        self.finished = False  # a finish reason has arrived
+        self.error: Optional[ResponseError] = None
+
+    def feed(self, payloads: List[Any]) -> List[Chunk]:
+        """The chunks of ``payloads``. An error raises, unless chunks came before it: then those
+        are returned and the error is kept in ``error`` for the caller."""
+        found: List[Chunk] = []
+        try:
+            self._add(payloads, found)
+        except ResponseError as error:
+            if not found:
+                raise
+            self.error = error
+        return found
+
+    def _add(self, payloads: List[Any], found: List[Chunk]) -> None:
+        add = found.append
+        for payload in payloads:
+            if type(payload) is not dict:
+                raise _unexpected("stream payload", payload, self.place)
+            choices = payload.get("choices")
+            if choices:
+                if type(choices) is not list or type(choices[0]) is not dict:
+                    raise _unexpected("choices", choices, self.place)
+                choice = choices[0]
+                delta = choice.get("delta")
+                if delta:
+                    if type(delta) is not dict:
+                        raise _unexpected("delta", delta, self.place)
+                    content = delta.get("content")
+                    if content:
+                        if type(content) is str:
+                            add(content)
+                        else:
+                            text = _text_of(content, self.place)
+                            if text:
+                                add(text)
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning:
+                        if type(reasoning) is not str:
+                            raise _unexpected("reasoning", reasoning, self.place)
+                        add(Reasoning(reasoning))
+                    if delta.get("tool_calls"):
+                        self._tools.add(delta["tool_calls"])
+                if choice.get("logprobs"):
+                    add(Logprobs(choice["logprobs"]))
+                finish_reason = choice.get("finish_reason")
+                if finish_reason and not self.finished:
+                    if self._tools:
+                        add(self._tools.pop())
+                    add(FinishReason(str(finish_reason)))
+                    self.finished = True
+            if payload.get("usage"):
+                usage = payload["usage"]
+                if not isinstance(usage, Mapping):
+                    raise _unexpected("usage", usage, self.place)
+                self._usage = usage
+
+    def end(self) -> List[Chunk]:
+        """What is left once the stream is over: assembled tool calls, then usage."""
+        found: List[Chunk] = []
+        if self._tools:
+            found.append(self._tools.pop())
+        if self._usage:
+            found.append(make_usage(self._usage))
+        return found
+
+    def cut(self, done: bool) -> Optional[ResponseError]:
+        """The error for a stream that ended with neither ``[DONE]`` (``done``) nor a finish reason."""
+        if done or self.finished:
+            return None
+        return ResponseError(f"the stream was cut before it finished ({self.place}): no [DONE] and no finish_reason arrived")
 
 
 def completion_chunks(payload: Any, place: str) -> Iterator[Chunk]:
@@ -90,6 +114,8 @@ def completion_chunks(payload: Any, place: str) -> Iterator[Chunk]:
         text = content if isinstance(content, str) else _text_of(content, place)
         if text:
             yield text
+    if choice.get("logprobs"):
+        yield Logprobs(choice["logprobs"])
     if message.get("tool_calls"):
         if not isinstance(message["tool_calls"], list):
             raise _unexpected("tool_calls", message["tool_calls"], place)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from .types import Timeouts
@@ -94,3 +95,51 @@ def make_timeouts(timeout: TimeoutLike) -> Timeouts:
 def _seconds(value: object) -> bool:
     """A usable number of seconds: positive and finite (``True`` is not a number here)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A client's settings; each one left None falls back to the environment, read at call time."""
+
+    api_key: Optional[str] = None
+    hub_url: Optional[str] = None
+    router_url: Optional[str] = None
+    timeout: Optional[Timeouts] = None
+    provider: Union[None, str, Tuple[str, ...]] = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    bill_to: Optional[str] = None
+
+    def token(self, api_key: Optional[str] = None) -> Optional[str]:
+        """The call's ``api_key``, else the client's, else the environment's (see :func:`find_token`)."""
+        return find_token(api_key or self.api_key)
+
+    def hub(self) -> str:
+        return self.hub_url or hub_url()
+
+    def router(self) -> str:
+        return self.router_url or router_url()
+
+    def timeouts(self, timeout: TimeoutLike = None) -> Timeouts:
+        return make_timeouts(timeout) if timeout is not None else (self.timeout or DEFAULT_TIMEOUTS)
+
+    def router_headers(self, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+        """Headers for router calls: the client's, the call's, and ``X-HF-Bill-To`` (an organisation pays)."""
+        headers = {**self.headers, **(extra or {})}
+        if self.bill_to:
+            headers["X-HF-Bill-To"] = self.bill_to
+        return headers
+
+
+def check_url(name: str, url: Optional[str]) -> Optional[str]:
+    """A Hub or router URL given to a client: http(s) with a host; returned without a trailing '/'."""
+    if url is None:
+        return None
+    from .errors import ConfigurationError
+
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an http(s) URL with a host, such as https://router.huggingface.co, not {url!r:.80}")
+    return url.rstrip("/")

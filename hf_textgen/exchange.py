@@ -1,128 +1,220 @@
-"""One request, one answer: POST, then bytes -> SSE -> chunks (or one JSON answer -> chunks).
+"""One request, one answer: POST, then bytes -> SSE payloads -> chunks (or one JSON answer ->
+chunks), in one loop over the body's reads.
 
-The response is closed on every exit path, including a caller who stops iterating early; a
-fully read stream gives its connection back to the pool for the next call.
+The body is read blocking, or (``cooperative``, for the async bridge) without blocking: once the
+answer's content has begun, the loop yields a :class:`~hf_textgen.types.Wait` (the socket and the
+time to wait until) where it would block, and the driver resumes it when the socket is readable.
+Before the first content it waits in place, since failover, which blocks, may still follow.
+
+The response is closed on every exit path, including a caller who stops iterating early; a fully
+read stream gives its connection back to the pool for the next call.
 """
 from __future__ import annotations
 
-import math
+import logging
+import socket
 import time
-from dataclasses import replace
 from typing import Iterator, Optional, Union
 
 from . import chunks, sse, transport
+from .deadlines import Deadlines
 from .errors import ModelNotSupportedError, ResponseError, ResponseStatusError, StreamTimeoutError
-from .types import Chunk, PreparedRequest, ProviderInfo, Timeouts, Wait
+from .transport import Body, SocketWatch, wait_readable, where
+from .catalog import provider_label
+from .types import Chunk, PreparedRequest, ProviderInfo, Wait
+
+logger = logging.getLogger("hf_textgen")
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
-
-
-def provider_label(provider: str) -> str:
-    return f"HuggingFace ({provider})"
+READ_SIZE = transport.READ_SIZE
 
 
 def answer(
     request: PreparedRequest,
-    timeouts: Timeouts,
-    abort: Optional[transport.Abort] = None,
+    plan: Deadlines,
+    *,
+    watch: Optional[SocketWatch] = None,
+    cooperative: bool = False,
     max_event_bytes: int = sse.MAX_EVENT_BYTES,
-    started: Optional[float] = None,
-) -> Iterator[Chunk]:
-    """The chunks of one provider's answer. For server-side routing (provider ``auto``) the
-    provider named by the router's ``x-inference-provider`` header is yielded first.
-
-    The total and time-to-first-token deadlines count from ``started`` (``time.monotonic()``;
-    default: now): pass the start of the whole call so that failover does not restart them."""
-    if started is None:
-        started = time.monotonic()
-    deadline = _opening_deadline(timeouts, started)
+) -> Iterator[Union[Chunk, Wait]]:
+    """The chunks of one provider's answer (with ``cooperative``, Waits among them once content
+    has begun). For server-side routing (provider ``auto``) the provider named by the router's
+    ``x-inference-provider`` header comes first. ``watch`` lets another thread stop it."""
+    sent = time.monotonic()
     try:
-        response = _post(request, timeouts, deadline, abort)
+        opened = transport.post(request, plan, watch, cooperative)
     except ResponseStatusError as error:
+        logger.debug("POST %s (provider %s): HTTP %s after %.0f ms", request.url, request.provider, error.status_code, _ms(sent))
         if request.provider == "auto" and error.status_code == 404:  # the router's "model_not_found"
             raise ModelNotSupportedError(
                 f"the router does not serve model {request.model!r} ({error.server_message or 'HTTP 404'}); "
                 "check the model id (org/name), or see `hf-textgen models`"
             ) from None
         raise
+    except Exception as error:
+        logger.debug("POST %s (provider %s) failed after %.0f ms: %s", request.url, request.provider, _ms(sent), error)
+        raise
+    logger.debug("POST %s (provider %s): HTTP %d, headers after %.0f ms", request.url, request.provider, opened.status, _ms(sent))
+    body, place = opened.body, where(request)
+    reader = _Reader(body, plan, place, request.provider, watch)
     complete = False
     try:
         if request.provider == "auto":
-            chosen = response.headers.get("x-inference-provider") or "auto"
+            chosen = opened.headers.get("x-inference-provider") or "auto"
             yield ProviderInfo(provider_label(chosen), request.model, chosen)
-        place = transport.where(request)
-        content_type = response.headers.get("Content-Type", "")
-        reads = transport.read_bytes(response, request, timeouts, deadline, abort)
+        content_type = opened.headers.get("Content-Type", "")
         if "text/event-stream" in content_type:
-            stream = chunks.stream_chunks(sse.payloads(reads, place, max_event_bytes), place)
-            for chunk in stream:
-                if chunk.__class__ is Wait:  # until the first chunk the caller may still fail over,
-                    transport.wait_readable(chunk)  # which blocks: so wait here, in its thread
-                    continue
-                if timeouts.first_token is not None:  # content arrived: only the total deadline is left
-                    # inf, not None: the reader then gives the socket back its idle read timeout
-                    deadline.at, deadline.what = _total(timeouts, started) or math.inf, "total deadline"
-                yield chunk
-                break
-            yield from stream  # a cooperative reader's Waits now go to the caller's driver
-            yield from transport.rest_of_body(response)
+            payloads, stream = sse.PayloadDecoder(place, max_event_bytes), chunks.StreamChunks(place)
+            decode, assemble, read = payloads.feed, stream.feed, reader.read
+            started = False
+            while True:
+                data = read(started)
+                if data:
+                    found = assemble(decode(data))
+                    if found:
+                        if not started:
+                            started = True
+                            reader.content_started()
+                        yield from found
+                    if payloads.error is not None or stream.error is not None:  # after what came before it
+                        raise _located(payloads.error or stream.error, request.provider)
+                    if payloads.done:
+                        break
+                elif data is None:  # nothing has arrived yet (non-blocking)
+                    wait = reader.wait(started)
+                    if started:
+                        yield wait  # the driver resumes this loop when the socket is readable
+                    else:
+                        wait_readable(wait.sock, wait.until)
+                else:
+                    break  # the connection closed
+            if watch is not None and watch.fired:  # the caller left: what we read is no answer
+                return
+            yield from stream.end()
+            cut = stream.cut(payloads.done)
+            if cut is not None:
+                raise _located(cut, request.provider)
+            complete = yield from _drain(body, started)
         elif "json" in content_type:
-            payload = transport.decode_json(_read_all(reads, place), place)  # before any chunk: Waits are waited here
+            payload = transport.decode_json(_read_all(reader), place)
             yield from chunks.completion_chunks(payload, place)
+            complete = True
         else:
             raise ResponseError(
-                f"unexpected answer: HTTP {response.status_code} with content type {content_type or 'none'!r} "
+                f"unexpected answer: HTTP {opened.status} with content type {content_type or 'none'!r} "
                 f"({place}); expected an event stream or JSON, the URL may not be a chat completions endpoint",
                 provider=request.provider,
             )
-        complete = True
     finally:
-        if abort is not None:  # the connection may go back to the pool: no longer ours to shut
-            abort.attach_socket(None)
-        transport.finish(response, complete)
+        if watch is not None:  # the connection may go back to the pool: no longer ours to shut
+            watch.attach(None)
+        (body.release if complete else body.close)()
 
 
-def _post(
-    request: PreparedRequest, timeouts: Timeouts, deadline: transport.Deadline, abort: Optional[transport.Abort]
-) -> "transport.requests.Response":
-    """POST, waiting for the answer's headers no longer than the deadline allows."""
-    if deadline.at is None:
-        return transport.post(request, timeouts, abort)
-    passed = StreamTimeoutError(f"{deadline.what} passed ({transport.where(request)})", provider=request.provider)
-    left = deadline.at - time.monotonic()
-    if left <= 0:  # spent on earlier providers: do not even connect
-        raise passed
-    try:
-        return transport.post(request, replace(timeouts, connect=min(timeouts.connect, left), read=min(timeouts.read, left)), abort, deadline)
-    except StreamTimeoutError:
-        if time.monotonic() < deadline.at:
-            raise
-        raise passed from None
+class _Reader:
+    """Reads of one body with the plan's limits: the idle timeout between bytes and the deadline
+    that applies (first-token until content has started, then total), as typed errors."""
+
+    def __init__(self, body: Body, plan: Deadlines, place: str, provider: str, watch: Optional[SocketWatch]) -> None:
+        self.body, self.plan, self.place, self.provider, self.watch = body, plan, place, provider, watch
+        self._timed = plan.due(False) is not None  # blocking reads need their timeout cut to the deadline
+        self._idle_until: Optional[float] = None  # non-blocking: when the current silence becomes a stall
+
+    def read(self, started: bool) -> Optional[bytes]:
+        """The next bytes; b"" at the end; None when nothing has arrived (non-blocking only)."""
+        body = self.body
+        if self._timed:
+            body.settimeout(self.plan.read_timeout(started, time.monotonic()))
+        try:
+            data = body.read(READ_SIZE)
+        except socket.timeout:
+            raise self._stalled(started) from None
+        except (OSError, ValueError) as error:
+            if self.watch is not None and self.watch.fired:  # the caller left: end quietly
+                return b""
+            raise ResponseError(f"the stream was cut ({self.place}): {_brief(error)}", provider=self.provider, reason=f"the stream was cut: {_brief(error)}") from None
+        if data:
+            self._idle_until = None
+        return data
+
+    def content_started(self) -> None:
+        """Only the total deadline is left: give blocking reads their idle timeout back."""
+        if self._timed and self.plan.due(True) is None:
+            self._timed = False
+            self.body.settimeout(self.plan.read)
+
+    def wait(self, started: bool) -> Wait:
+        """What to wait for after a read found nothing; raises once the silence is a stall."""
+        now = time.monotonic()
+        if self._idle_until is None:
+            due = self.plan.due(started)
+            self._idle_until = now + self.plan.read if due is None else min(now + self.plan.read, due[0])
+        if now >= self._idle_until:
+            raise self._stalled(started)
+        return Wait(self.body.sock, self._idle_until)
+
+    def _stalled(self, started: bool) -> StreamTimeoutError:
+        passed = self.plan.passed(started)
+        if passed is not None:
+            return self.plan.expired(passed, self.place, self.provider)
+        return StreamTimeoutError(
+            f"no data for {self.plan.read:g} s ({self.place}); the stream stalled, raise the read timeout or retry",
+            provider=self.provider,
+            reason=f"no data for {self.plan.read:g} s",
+        )
 
 
-def _total(timeouts: Timeouts, started: float) -> Optional[float]:
-    return None if timeouts.total is None else started + timeouts.total
+def _drain(body: Body, started: bool) -> Iterator[Wait]:
+    """After ``[DONE]``: read the end of the body (its chunked framing often arrives just after),
+    up to a second and ``DRAIN_LIMIT`` bytes; return whether the connection may be reused."""
+    until, drained = time.monotonic() + transport.DRAIN_SECONDS, 0
+    body.settimeout(transport.DRAIN_SECONDS)  # a server that keeps the stream open after [DONE] costs ~1 s, once
+    while drained <= transport.DRAIN_LIMIT:
+        try:
+            data = body.read(READ_SIZE)
+        except (OSError, ValueError):
+            return False
+        if data is None:
+            if time.monotonic() >= until:
+                return False
+            if started:
+                yield Wait(body.sock, until)
+            else:
+                wait_readable(body.sock, until)
+        elif not data:
+            return body.reusable
+        else:
+            drained += len(data)
+    return False
 
 
-def _opening_deadline(timeouts: Timeouts, started: float) -> transport.Deadline:
-    """The deadline until the first content: the earlier of ``total`` and ``first_token`` (``total``
-    on a tie), or none."""
-    candidates = [
-        (started + seconds, what)
-        for seconds, what in ((timeouts.total, "total deadline"), (timeouts.first_token, "time-to-first-token deadline"))
-        if seconds is not None
-    ]
-    return transport.Deadline(*min(candidates, key=lambda candidate: candidate[0])) if candidates else transport.Deadline()
-
-
-def _read_all(reads: Iterator[Union[bytes, Wait]], place: str) -> bytes:
+def _read_all(reader: _Reader) -> bytes:
+    """A whole JSON body (before any content: waits happen here, in place)."""
     pieces, size = [], 0
-    for data in reads:
-        if data.__class__ is Wait:
-            transport.wait_readable(data)  # type: ignore[arg-type]
+    while True:
+        data = reader.read(False)
+        if data is None:
+            wait = reader.wait(False)
+            wait_readable(wait.sock, wait.until)
             continue
+        if not data:
+            return b"".join(pieces)
         pieces.append(data)
         size += len(data)
         if size > MAX_JSON_BYTES:
-            raise ResponseError(f"the answer exceeded {MAX_JSON_BYTES} bytes ({place})")
-    return b"".join(pieces)
+            raise ResponseError(f"the answer exceeded {MAX_JSON_BYTES} bytes ({reader.place})", provider=reader.provider)
+
+
+def _located(error: ResponseError, provider: str) -> ResponseError:
+    error.provider = provider
+    return error
+
+
+def _brief(error: BaseException) -> str:
+    from .errors import shorten
+
+    return shorten(str(error) or type(error).__name__, 200)
+
+
+def _ms(since: float) -> float:
+    return (time.monotonic() - since) * 1000

@@ -10,15 +10,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from .errors import ConfigurationError, ConnectError, HFTextGenError, RateLimitError, ResponseStatusError, StreamTimeoutError, exhausted
-from .exchange import provider_label
+from .catalog import provider_label
 from .types import Attempt, Chunk, PreparedRequest, ProviderInfo
 
 logger = logging.getLogger("hf_textgen")
 
 # 402 credits, 403 spending limit, 404 not served there, 408 timeout, 429 rate limit; 5xx below.
+T = TypeVar("T")  # what an answer yields besides chunks (the async bridge's Waits): passed on as is
+
 FAILOVER_STATUSES = frozenset({402, 403, 404, 408, 429})
 RATE_LIMIT_RETRIES = 1  # per provider, with retry_rate_limited on
 
@@ -59,12 +61,12 @@ def attempt_of(provider: str, error: HFTextGenError) -> Attempt:
 def run(
     model: str,
     requests: Iterable[PreparedRequest],
-    answer: Callable[[PreparedRequest], Iterator[Chunk]],
+    answer: Callable[[PreparedRequest], Iterator[Union[Chunk, T]]],
     stopped: Optional[Callable[[], bool]] = None,
     *,
     retry_rate_limited: float = 0.0,
     pause: Optional[Callable[[float], bool]] = None,
-) -> Iterator[Chunk]:
+) -> Iterator[Union[Chunk, T]]:
     """Yield ``ProviderInfo`` then the answer of the first provider that answers; before moving
     on to the next provider, an ``Attempt`` saying why. When the last one fails too, its error is
     raised, re-worded to list every attempt when there were several.

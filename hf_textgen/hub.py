@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Tuple, TypeVar
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 from . import config, transport
 from .catalog import is_usable, normalize_mapping, validate_model_id
 from .errors import HFTextGenError, MissingAuthError, ModelNotSupportedError, ResponseError, ResponseStatusError
-from .types import Timeouts
+from .deadlines import Deadlines
 
 logger = logging.getLogger("hf_textgen")
 
@@ -22,7 +21,6 @@ MAPPING_TTL = 600.0
 LISTING_TTL = 3600.0
 MAX_PAGES = 20
 LISTING_QUERY = "inference_provider=all&expand[]=inferenceProviderMapping&limit=1000"
-_NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
 class ExpiringCache(Generic[T]):
@@ -71,20 +69,19 @@ def clear_caches() -> None:
 
 def token_key(token: Optional[str]) -> str:
     """A cache key part per token (a digest: the token itself is never stored as a key)."""
-    return hashlib.sha256(token.encode()).hexdigest()[:16] if config.is_hf_token(token) else ""
+    return hashlib.sha256(token.encode()).hexdigest()[:32] if token else ""
 
 
-def get_mapping(model: str, token: Optional[str], timeouts: Timeouts) -> Dict[str, Dict[str, str]]:
-    """One model's providers, normalised, in the user's preferred order (cached per model and token)."""
+def get_mapping(model: str, token: Optional[str], plan: Deadlines, hub: str, refresh: bool = False) -> Dict[str, Dict[str, str]]:
+    """One model's providers, normalised, in the user's preferred order (cached per Hub, token and model)."""
     validate_model_id(model)
-    hub = config.hub_url()
-    return _mappings.get_or_load((hub, token_key(token), model), lambda: _fetch_mapping(hub, model, token, timeouts))
+    return _mappings.get_or_load((hub, token_key(token), model), lambda: _fetch_mapping(hub, model, token, plan), refresh)
 
 
-def _fetch_mapping(hub: str, model: str, token: Optional[str], timeouts: Timeouts) -> Dict[str, Dict[str, str]]:
+def _fetch_mapping(hub: str, model: str, token: Optional[str], plan: Deadlines) -> Dict[str, Dict[str, str]]:
     url = f"{hub}/api/models/{quote(model, safe='/')}?expand[]=inferenceProviderMapping"
     try:
-        info = transport.get_json(url, token, timeouts, f"provider mapping of {model!r}")
+        info = transport.get_json(url, token, plan, f"provider mapping of {model!r}")
     except ResponseStatusError as error:
         if error.status_code == 401 and config.is_hf_token(token):
             raise MissingAuthError(
@@ -107,7 +104,8 @@ def _fetch_mapping(hub: str, model: str, token: Optional[str], timeouts: Timeout
 
 def list_models(
     token: Optional[str],
-    timeouts: Timeouts,
+    plan: Deadlines,
+    hub: str,
     extra: List[str],
     fallback: List[str],
     refresh: bool = False,
@@ -116,9 +114,8 @@ def list_models(
     """Models with a live conversational provider (all pages) plus ``extra``, de-duplicated in order.
 
     Any failure returns ``fallback`` (logged, not raised, not cached; ``on_fallback(error)`` is told)."""
-    hub = config.hub_url()
     try:
-        listed = _listings.get_or_load((hub, token_key(token)), lambda: _fetch_listing(hub, token, timeouts), refresh)
+        listed = _listings.get_or_load((hub, token_key(token)), lambda: _fetch_listing(hub, token, plan), refresh)
     except (HFTextGenError, ValueError, KeyError, TypeError, AttributeError) as error:
         logger.warning("model listing failed, using the fallback list: %s", error)
         if on_fallback is not None:
@@ -127,25 +124,18 @@ def list_models(
     return list(dict.fromkeys([*listed, *extra]))
 
 
-def _fetch_listing(hub: str, token: Optional[str], timeouts: Timeouts) -> List[str]:
+def _fetch_listing(hub: str, token: Optional[str], plan: Deadlines) -> List[str]:
     models: List[str] = []
-    url = f"{hub}/api/models?{LISTING_QUERY}"
+    url: Optional[str] = f"{hub}/api/models?{LISTING_QUERY}"
     for _ in range(MAX_PAGES):
-        page, next_url = _fetch_page(url, token, timeouts)
+        page, url = transport.get_json_pages(url, token, plan, "model listing")  # type: ignore[arg-type]
         if not isinstance(page, list):
             raise ValueError(f"the listing is a {type(page).__name__}, not a list")
         models += [item["id"] for item in page if _has_chat_provider(item)]
-        if next_url is None:
+        if url is None:
             return models
-        url = next_url
     logger.warning("the model listing has more than %d pages; using the first %d", MAX_PAGES, MAX_PAGES)
     return models
-
-
-def _fetch_page(url: str, token: Optional[str], timeouts: Timeouts) -> Tuple[Any, Optional[str]]:
-    page, link = transport.get_json_with_link(url, token, timeouts, "model listing")
-    match = _NEXT_LINK.search(link or "")
-    return page, (urljoin(url, match.group(1)) if match else None)  # the Hub may send a relative link
 
 
 def _has_chat_provider(item: Any) -> bool:

@@ -5,6 +5,8 @@ import base64
 import logging
 import mimetypes
 import os
+import sys
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .errors import ConfigurationError, InputTrimmedWarning
@@ -26,16 +28,6 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts: count the text parts
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return "" if content is None else str(content)
-
-
-def validate_messages(messages: Any) -> List[Message]:
-    """Check the OpenAI message shape up front so bad input fails before anything is sent."""
-    if not isinstance(messages, (list, tuple)) or not messages:
-        raise ConfigurationError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise ConfigurationError(f"messages[{index}] must be a dict with a 'role' string, got {message!r:.80}")
-    return list(messages)
 
 
 def trim_messages(messages: List[Message], max_length: Optional[int]) -> Tuple[List[Message], Optional[Trimmed]]:
@@ -87,6 +79,14 @@ def _keep_groups(groups: List[int], wanted: Callable[[int], bool]) -> List[int]:
 
 def _length(messages: List[Message], indices: List[int]) -> int:
     return calculate_lenght([messages[i] for i in indices])
+
+
+def warn_trimmed(trimmed: Trimmed) -> None:
+    """Issue the warning for left-out messages, pointing at the caller's line (outside hf_textgen)."""
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("hf_textgen."):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(trimming_warning(trimmed), stacklevel=level)
 
 
 def trimming_warning(trimmed: Trimmed) -> InputTrimmedWarning:

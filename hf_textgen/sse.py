@@ -17,18 +17,16 @@ from __future__ import annotations
 import json
 import json.scanner
 import logging
-from typing import Any, Iterable, Iterator, List, Union
+from typing import Any, Iterator, List, Optional
 
 from sseclient import SSEClient
 
 from . import errors
 from .errors import ResponseError
-from .types import Wait
 
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 MAX_EVENT_WORK = 1 << 32  # lines x bytes of one event: a tenth of a second of parsing, about
 BOM = b"\xef\xbb\xbf"
-DONE = object()  # yielded once for ``data: [DONE]``; nothing is read after it
 
 
 class EventFramer:
@@ -121,59 +119,89 @@ class EventFramer:
 
 
 class _EventParser(SSEClient):
-    """sseclient-py's field parsing, over events :class:`EventFramer` already delimited."""
+    """sseclient-py's field parsing, over events :class:`EventFramer` already delimited. It uses
+    sseclient-py's private names (``_event_source``, ``_char_enc``, ``_logger``, ``_read``), so
+    setup.cfg pins the versions that have them."""
 
     def __init__(self, framed_events: List[bytes]) -> None:  # without its per-instance logger look-up
         self._event_source = framed_events
         self._char_enc = "utf-8"
-        self._logger = _LOGGER
+        self._logger = _QUIET
 
     def _read(self) -> Iterator[bytes]:  # its own event joining is what the framer replaces
         return iter(self._event_source)
 
 
-_LOGGER = logging.getLogger(SSEClient.__module__)
+# sseclient-py logs a debug line per event; a logger outside the hierarchy, above every level,
+# keeps those out of an application's DEBUG logs (hf_textgen logs each attempt instead).
+_QUIET = logging.Logger("hf_textgen.sse.sseclient", logging.CRITICAL + 1)
+logger = logging.getLogger("hf_textgen")
 
 
-def events(reads: Iterable[Union[bytes, Wait]], max_event_bytes: int = MAX_EVENT_BYTES, place: str = "the event stream") -> Iterator[Any]:
-    """sseclient events (``.event``, ``.data``, ``.id``) of a byte stream, framed by :class:`EventFramer`.
-    A :class:`~hf_textgen.types.Wait` among the reads is passed on as it is."""
-    feed = EventFramer(max_event_bytes, place).feed
-    try:
-        for data in reads:
-            if data.__class__ is Wait:
-                yield data
-                continue
-            framed = feed(data)  # type: ignore[arg-type]
-            if framed:
-                yield from _EventParser(framed).events()
-    except UnicodeDecodeError as error:
-        raise ResponseError(f"invalid UTF-8 in {place} (byte {error.start} of a line): {error.reason}") from None
+class EventDecoder:
+    """Bytes in, sseclient events (``.event``, ``.data``, ``.id``) out: ``feed(data) -> list``.
 
+    Invalid UTF-8 is decoded with U+FFFD, as the WHATWG rules say, and logged once per stream."""
 
-def payloads(reads: Iterable[Union[bytes, Wait]], place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> Iterator[Any]:
-    """JSON payloads of the ``data`` of each event; ``DONE`` at ``[DONE]``; in-band errors raise.
-    Events with empty data are skipped; malformed JSON raises, never skipped. A
-    :class:`~hf_textgen.types.Wait` is passed on."""
-    for event in events(reads, max_event_bytes, place):
-        if event.__class__ is Wait:
-            yield event
-            continue
-        data = event.data
-        if not data:  # ``data:`` with nothing after it carries no payload
-            continue
-        if data == "[DONE]":
-            yield DONE
-            return
-        if event.event == "error":
-            raise ResponseError(f"the server sent an error event ({place}): {errors.shorten(_error_message(data))}")
+    def __init__(self, max_event_bytes: int = MAX_EVENT_BYTES, place: str = "the event stream") -> None:
+        self._frame = EventFramer(max_event_bytes, place).feed
+        self.place = place
+        self._replaced = False
+
+    def feed(self, data: bytes) -> List[Any]:
+        framed = self._frame(data)
+        if not framed:
+            return []
         try:
-            payload = loads(data)
-        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
-            raise ResponseError(f"malformed JSON in the stream ({place}): {errors.shorten(data, 120)!r}") from None
-        if type(payload) is dict and (payload.get("error") or payload.get("object") == "error"):  # OpenAI, TGI / vLLM
-            raise ResponseError(f"the server reported an error in the stream ({place}): {errors.shorten(errors.error_text(payload))}")
-        yield payload
+            return list(_EventParser(framed).events())
+        except UnicodeDecodeError as error:
+            if not self._replaced:
+                self._replaced = True
+                logger.warning("invalid UTF-8 in %s (%s), replaced with U+FFFD", self.place, error.reason)
+            framed = [event.decode("utf-8", "replace").encode("utf-8") for event in framed]
+            return list(_EventParser(framed).events())
+
+
+class PayloadDecoder:
+    """Bytes in, the JSON payloads of the events' ``data`` out: ``feed(data) -> list``. ``done``
+    turns True at ``data: [DONE]`` (nothing after it is decoded). Events with empty data are
+    skipped; malformed JSON and in-band errors (``{"error": ...}``, ``event: error``) are errors."""
+
+    def __init__(self, place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        self._events = EventDecoder(max_event_bytes, place).feed
+        self.place = place
+        self.done = False
+        self.error: Optional[ResponseError] = None  # raised after the payloads that came before it
+
+    def feed(self, data: bytes) -> List[Any]:
+        """The payloads ``data`` completes. An error raises, unless payloads came before it in the
+        same read: then those are returned and the error is kept in ``error`` for the caller."""
+        found: List[Any] = []
+        try:
+            self._decode(data, found)
+        except ResponseError as error:
+            if not found:
+                raise
+            self.error = error
+        return found
+
+    def _decode(self, data: bytes, found: List[Any]) -> None:
+        for event in self._events(data):
+            text = event.data
+            if not text:  # ``data:`` with nothing after it carries no payload
+                continue
+            if text == "[DONE]":
+                self.done = True
+                break
+            if event.event == "error":
+                raise ResponseError(f"the server sent an error event ({self.place}): {errors.shorten(_error_message(text))}")
+            try:
+                payload = loads(text)
+            except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's stack
+                raise ResponseError(f"malformed JSON in the stream ({self.place}): {errors.shorten(text, 120)!r}") from None
+            if type(payload) is dict and (payload.get("error") or payload.get("object") == "error"):  # OpenAI, TGI / vLLM
+                raise ResponseError(f"the server reported an error in the stream ({self.place}): {errors.shorten(errors.error_text(payload))}")
+            found.append(payload)
 
 
 _scan_json = json.scanner.make_scanner(json.JSONDecoder())

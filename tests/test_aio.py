@@ -499,7 +499,8 @@ async def test_the_reactor_stops_reading_for_a_slow_consumer() -> None:
                     await anyio.sleep(0.005)  # let the reactor run as far ahead as it can
         writer.join(WAIT)
     assert consumed == lines
-    assert 0 < worst_lead <= max_buffer
+    # ``produced`` counts an item when the generator yields it, a step before the reactor offers it
+    assert 0 < worst_lead <= max_buffer + 1
     await wait_until(no_workers)
 
 

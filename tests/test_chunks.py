@@ -1,14 +1,13 @@
-"""JSON payloads -> chunks (pure): ``chunks.stream_chunks`` and ``chunks.completion_chunks``."""
+"""JSON payloads -> chunks (pure): ``chunks.StreamChunks`` and ``chunks.completion_chunks``."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import pytest
 
 from hf_textgen import chunks
 from hf_textgen.errors import ResponseError
-from hf_textgen.sse import DONE
-from hf_textgen.types import FinishReason, Reasoning, ToolCalls, Usage, Wait
+from hf_textgen.types import FinishReason, Logprobs, Reasoning, ToolCalls, Usage
 
 from support import delta
 
@@ -16,14 +15,34 @@ PLACE = "provider 'p', model 'm'"
 USAGE = {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
 
 
+DONE = object()  # stands for ``data: [DONE]`` among the payloads: the stream ends there
+
+
+def stream_chunks(payloads: Iterable[Any], place: str = PLACE) -> Iterator[Any]:
+    """Drive ``StreamChunks`` as the exchange does: payloads one read at a time, then the end."""
+    decoder = chunks.StreamChunks(place)
+    done = False
+    for payload in payloads:
+        if payload is DONE:
+            done = True
+            break
+        yield from decoder.feed([payload])
+        if decoder.error is not None:
+            raise decoder.error
+    yield from decoder.end()
+    cut = decoder.cut(done)
+    if cut is not None:
+        raise cut
+
+
 def stream(*payloads: Any) -> list:
-    return list(chunks.stream_chunks(payloads, PLACE))
+    return list(stream_chunks(payloads))
 
 
 def stream_until_error(*payloads: Any) -> Tuple[list, Optional[ResponseError]]:
     got: list = []
     try:
-        for chunk in chunks.stream_chunks(payloads, PLACE):
+        for chunk in stream_chunks(payloads):
             got.append(chunk)
     except ResponseError as error:
         return got, error
@@ -140,7 +159,7 @@ def test_nothing_after_done_is_read() -> None:
         yield DONE
         raise AssertionError("read after [DONE]")
 
-    assert list(chunks.stream_chunks(payloads(), PLACE)) == ["a"]
+    assert list(stream_chunks(payloads())) == ["a"]
 
 
 @pytest.mark.parametrize("tail", [[], [{"choices": [], "usage": USAGE}]])
@@ -231,7 +250,21 @@ def test_completion_errors_and_unexpected_answers_raise(payload: Any, match: str
         completion(payload)
 
 
-def test_a_wait_among_the_payloads_is_passed_on_in_its_place() -> None:
-    wait = Wait(None, 0.0)
-    payloads = [delta("a"), wait, delta("b"), delta(finish="stop"), DONE]
-    assert list(chunks.stream_chunks(payloads, "test")) == ["a", wait, "b", FinishReason("stop")]
+def test_several_payloads_in_one_read_give_their_chunks_in_order() -> None:
+    decoder = chunks.StreamChunks(PLACE)
+    assert decoder.feed([delta("a"), delta("b"), delta(finish="stop"), {"choices": [], "usage": USAGE}]) == ["a", "b", FinishReason("stop")]
+    assert decoder.end() == [Usage(3, 5, 8)] and decoder.cut(done=False) is None
+
+
+def test_a_bad_payload_after_good_ones_in_the_same_read_comes_after_their_chunks() -> None:
+    decoder = chunks.StreamChunks(PLACE)
+    assert decoder.feed([delta("a"), {"choices": "nope"}]) == ["a"]
+    assert decoder.error is not None and "unexpected choices" in str(decoder.error)
+
+
+def test_logprobs_are_carried_in_a_chunk() -> None:
+    logprobs = {"content": [{"token": "a", "logprob": -0.1}]}
+    payload = {"choices": [{"index": 0, "delta": {"content": "a"}, "logprobs": logprobs, "finish_reason": None}]}
+    assert stream(payload, delta(finish="stop"), DONE) == ["a", Logprobs(logprobs), FinishReason("stop")]
+    answer = {"choices": [{"message": {"content": "a"}, "logprobs": logprobs, "finish_reason": "stop"}]}
+    assert list(chunks.completion_chunks(answer, PLACE)) == ["a", Logprobs(logprobs), FinishReason("stop")]

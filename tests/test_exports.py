@@ -15,6 +15,7 @@ from hf_textgen.catalog import validate_model_id
 def test_all_is_pinned() -> None:
     assert hf_textgen.__all__ == [
         "HuggingFaceAPI",
+        "Client",
         "calculate_lenght",
         "errors",
         "ChatResult",

@@ -23,7 +23,7 @@ import anyio
 import pytest
 import responses
 
-from hf_textgen import HuggingFaceAPI, Timeouts, build, errors, transport
+from hf_textgen import HuggingFaceAPI, Timeouts, build, chat, errors, transport
 from hf_textgen.errors import (
     ConfigurationError,
     ConnectError,
@@ -435,7 +435,6 @@ def answer(status: int, body: Any, content_type: str = "application/json", heade
 HTML = b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>"
 
 PAYLOADS = {
-    "invalid-utf8": (sse_body(b'data: {"choices":[{"index":0,"delta":{"content":"\xff\xfe"}}]}\n\n'), ResponseError, "UTF-8"),
     "invalid-json": (sse_body(b'data: {"choices": [\n\n'), ResponseError, "malformed JSON"),
     "html-200": (answer(200, b"<html><body>Sign in</body></html>", "text/html"), ResponseError, "text/html"),
     "html-502": (answer(502, HTML, "text/html; charset=utf-8"), ResponseStatusError, "HTTP 502.*502 Bad Gateway"),
@@ -488,6 +487,15 @@ def test_error_payloads_become_typed_errors_with_the_servers_message(lab: Lab, d
     if isinstance(error, ResponseStatusError):
         assert error.status_code == int(re.search(r"HTTP (\d+)", message).group(1))  # type: ignore[union-attr]
     lab.assert_clean(closed=False)  # a complete error answer may leave its connection idle in the pool
+
+
+def test_invalid_utf8_in_an_event_is_replaced_and_the_stream_goes_on(lab: Lab, driver: Driver) -> None:
+    bad = b'data: {"choices":[{"index":0,"delta":{"content":"caf\xc3 \xff\xfe"}}]}\n\n'
+    server = lab.serve(stream([*text_events("a"), bad, *full_stream("b")]))
+    outcome = driver.collect(api_base=base(server))
+    assert outcome.error is None
+    assert outcome.text == "acaf\ufffd \ufffd\ufffdb"  # U+FFFD for each invalid byte sequence, as WHATWG says
+    lab.assert_clean(closed=False)
 
 
 # -- rate limits ----------------------------------------------------------------------------------------
@@ -829,13 +837,14 @@ def test_cached_mappings_are_per_token(lab: Lab, driver: Driver) -> None:
 
 
 def iterate_in_a_thread(server: HostileServer, timeout: Timeouts, seen: threading.Event) -> tuple:
-    abort = transport.Abort()
+    abort = transport.Cancel()  # what the async bridge uses to stop a call from another thread
+    call = HuggingFaceAPI.client()._prepare(MODEL, MESSAGES, (), dict(api_base=base(server), api_key=TOKEN, timeout=timeout))
     finished = threading.Event()
     result: List[Any] = []
 
     def run() -> None:
         try:
-            for chunk in HuggingFaceAPI.create_completion(MODEL, MESSAGES, api_base=base(server), api_key=TOKEN, timeout=timeout, abort=abort):
+            for chunk in chat.run(call, cancel=abort):
                 if isinstance(chunk, str):
                     seen.set()
         except HFTextGenError as error:

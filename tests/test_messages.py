@@ -10,7 +10,8 @@ import pytest
 
 from hf_textgen import Trimmed, calculate_lenght
 from hf_textgen.errors import ConfigurationError
-from hf_textgen.messages import attach_media, media_to_url, trim_messages, validate_messages
+from hf_textgen.messages import attach_media, media_to_url, trim_messages
+from hf_textgen.validate import check_messages as validate_messages
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 8
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 8

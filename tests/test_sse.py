@@ -1,8 +1,9 @@
-"""SSE decoding (pure): ``sse.events`` / ``sse.payloads`` / ``EventFramer`` against the WHATWG
+"""SSE decoding (pure): ``EventDecoder`` / ``PayloadDecoder`` / ``EventFramer`` against the WHATWG
 event-stream rules, whatever the split of the byte stream into reads."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import tracemalloc
@@ -14,14 +15,35 @@ from hypothesis import strategies as st
 
 from hf_textgen import sse
 from hf_textgen.errors import ResponseError
-from hf_textgen.types import Wait
 
 Event = Tuple[str, str, Optional[str]]  # (type, data, id)
 MiB = 1024 * 1024
 
 
+DONE = "[DONE]"  # what ``payloads`` adds once the decoder has seen ``data: [DONE]``
+
+
+def events(reads: Iterable[bytes], **kw: int) -> Iterator[object]:
+    """The events of the reads, fed one read at a time, as the exchange does."""
+    decoder = sse.EventDecoder(**kw)
+    for data in reads:
+        yield from decoder.feed(data)
+
+
 def decode(reads: Iterable[bytes], **kw: int) -> List[Event]:
-    return [(e.event, e.data, e.id) for e in sse.events(reads, **kw)]
+    return [(e.event, e.data, e.id) for e in events(reads, **kw)]  # type: ignore[attr-defined]
+
+
+def stream_payloads(reads: Iterable[bytes], place: str) -> Iterator[object]:
+    """The payloads of the reads; ``DONE`` at ``[DONE]``, after which nothing more is read."""
+    decoder = sse.PayloadDecoder(place)
+    for data in reads:
+        yield from decoder.feed(data)
+        if decoder.error is not None:
+            raise decoder.error
+        if decoder.done:
+            yield DONE
+            return
 
 
 def splits(stream: bytes) -> Iterator[List[bytes]]:
@@ -118,10 +140,10 @@ def test_events_reach_the_caller_as_their_reads_complete() -> None:
             fed.append(read)
             yield read
 
-    events = sse.events(reads())
-    assert next(events).data == "1" and len(fed) == 2
-    assert next(events).data == "2" and len(fed) == 2
-    assert next(events).data == "3" and len(fed) == 3
+    found = events(reads())
+    assert next(found).data == "1" and len(fed) == 2  # type: ignore[attr-defined]
+    assert next(found).data == "2" and len(fed) == 2  # type: ignore[attr-defined]
+    assert next(found).data == "3" and len(fed) == 3  # type: ignore[attr-defined]
 
 
 def test_framer_returns_complete_events_only() -> None:
@@ -137,15 +159,27 @@ def test_framer_returns_complete_events_only() -> None:
 
 
 @pytest.mark.parametrize("stream", [b"data: \xff\xfe\n\n", b"data: caf\xc3\n\n", b"event: \xc3(\ndata: x\n\n"])
-def test_invalid_utf8_is_a_response_error(stream: bytes) -> None:
-    with pytest.raises(ResponseError, match="invalid UTF-8"):
-        decode([stream])
-    with pytest.raises(ResponseError, match="invalid UTF-8 in .*place"):
-        list(sse.payloads([stream], "place"))
+def test_invalid_utf8_is_replaced_as_whatwg_says_and_logged_once(stream: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "hf_textgen")
+    decoder = sse.EventDecoder(place="provider 'p'")
+    first, second = decoder.feed(stream), decoder.feed(stream + b'data: {"a": "caf\xc3\xa9"}\n\n')
+    expected = stream.decode("utf-8", "replace")
+    assert [(e.event, e.data) for e in first] == [(e.event, e.data) for e in second[:1]]  # type: ignore[attr-defined]
+    assert "\ufffd" in "".join(e.event + e.data for e in first) and "\ufffd" in expected  # type: ignore[attr-defined]
+    assert second[1].data == '{"a": "café"}'  # type: ignore[attr-defined]
+    assert len(caplog.records) == 1 and "invalid UTF-8 in provider 'p'" in caplog.records[0].getMessage()
 
 
 def payloads(*events: bytes) -> list:
-    return list(sse.payloads(events, "provider 'p'"))
+    return list(stream_payloads(events, "provider 'p'"))
+
+
+def test_an_error_after_payloads_in_the_same_read_comes_after_them() -> None:
+    decoder = sse.PayloadDecoder("provider 'p'")
+    assert decoder.feed(b'data: {"n": 1}\n\ndata: {"error": "overloaded"}\n\ndata: {"n": 2}\n\n') == [{"n": 1}]
+    assert decoder.error is not None and "overloaded" in str(decoder.error)
+    with pytest.raises(ResponseError, match="overloaded"):
+        sse.PayloadDecoder("provider 'p'").feed(b'data: {"error": "overloaded"}\n\n')
 
 
 def test_payloads_are_json_and_done_ends_the_stream() -> None:
@@ -154,7 +188,7 @@ def test_payloads_are_json_and_done_ends_the_stream() -> None:
         yield b"data: [DONE]\n\n"
         raise AssertionError("read after [DONE]")
 
-    assert list(sse.payloads(reads(), "p")) == [{"a": 1}, [1, "x"], sse.DONE]
+    assert list(stream_payloads(reads(), "p")) == [{"a": 1}, [1, "x"], DONE]
 
 
 def test_multi_line_json_data() -> None:
@@ -182,7 +216,7 @@ def test_malformed_json_raises_never_skipped(data: bytes) -> None:
 def test_in_band_errors_raise_with_the_server_message(event: bytes, message: str) -> None:
     got: list = []
     with pytest.raises(ResponseError, match=f"provider 'p'.*{message}"):
-        for payload in sse.payloads([b'data: {"n": 1}\n\n', event, b'data: {"n": 2}\n\n'], "provider 'p'"):
+        for payload in stream_payloads([b'data: {"n": 1}\n\n', event, b'data: {"n": 2}\n\n'], "provider 'p'"):
             got.append(payload)
     assert got == [{"n": 1}]
 
@@ -319,10 +353,4 @@ def test_payload_json_round_trip_any_split() -> None:
     chunks = [{"choices": [{"delta": {"content": text}}]} for text in [" lead", "trail ", "\n", "é€😀", "\u2028"]]
     stream = b"".join(b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\r\n\r\n" for c in chunks) + b"data: [DONE]\r\n\r\n"
     for reads in [[stream], pieces(stream, 1), pieces(stream, 5)]:
-        assert list(sse.payloads(reads, "p")) == [*chunks, sse.DONE]
-
-
-def test_a_wait_among_the_reads_is_passed_on_in_its_place() -> None:
-    wait = Wait(None, 0.0)  # what a non-blocking reader yields when nothing has arrived yet
-    reads = [b'data: {"a": 1}\n\ndata: {"b"', wait, b': 2}\n', wait, b"\ndata: [DONE]\n\n"]
-    assert list(sse.payloads(reads, "test")) == [{"a": 1}, wait, wait, {"b": 2}, sse.DONE]
+        assert list(stream_payloads(reads, "p")) == [*chunks, DONE]
