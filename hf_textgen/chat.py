@@ -4,20 +4,21 @@ report, provider plan, failover, each provider's answer.
 
 The sync API iterates :func:`run` as it is. The async API runs the same generator in the bridge's
 threads with ``cooperative=True`` (the body is read without blocking once content has begun, so
-:class:`~hf_textgen.types.Wait` items appear among the chunks for the bridge) and a
+:data:`~hf_textgen.types.StreamItem` markers of what to wait for appear among the chunks,
+for the bridge) and a
 :class:`~hf_textgen.transport.Cancel` that stops it from the event loop's thread.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional
 
 from . import build, catalog, config, exchange, failover, hub, routing, validate
 from .deadlines import Deadlines
 from .errors import ConfigurationError, MissingAuthError
 from .messages import attach_media, trim_messages, warn_trimmed
 from .transport import Cancel
-from .types import Chunk, PreparedRequest, Timeouts, Trimmed, Wait
+from .types import PreparedRequest, StreamItem, Timeouts, Trimmed
 
 Mapping_ = Dict[str, Dict[str, str]]
 
@@ -104,15 +105,15 @@ def prepare(
     return ChatCall(model, requests, timeouts, max_event_bytes, retry, trimmed)
 
 
-def run(call: ChatCall, *, cooperative: bool = False, cancel: Optional[Cancel] = None) -> Iterator[Union[Chunk, Wait]]:
-    """The call's chunks (with ``cooperative``, Waits among them for the async bridge). Its
+def run(call: ChatCall, *, cooperative: bool = False, cancel: Optional[Cancel] = None) -> Iterator[StreamItem]:
+    """The call's chunks (with ``cooperative``, also what to wait for, for the async bridge). Its
     deadlines start now, at the first step of the iteration, Hub look-ups included."""
     plan = Deadlines.start(call.timeouts)
     if call.trimmed is not None:
         yield call.trimmed
     watch = cancel.watch if cancel is not None else None
 
-    def answer(request: PreparedRequest) -> Iterator[Union[Chunk, Wait]]:
+    def answer(request: PreparedRequest) -> Iterator[StreamItem]:
         return exchange.answer(request, plan, watch=watch, cooperative=cooperative, max_event_bytes=call.max_event_bytes)
 
     yield from failover.run(

@@ -19,7 +19,7 @@ from .types import Attempt, Chunk, PreparedRequest, ProviderInfo
 logger = logging.getLogger("hf_textgen")
 
 # 402 credits, 403 spending limit, 404 not served there, 408 timeout, 429 rate limit; 5xx below.
-T = TypeVar("T")  # what an answer yields besides chunks (the async bridge's Waits): passed on as is
+T = TypeVar("T")  # what an answer yields besides chunks (the async bridge's wake-up markers): passed on as is
 
 FAILOVER_STATUSES = frozenset({402, 403, 404, 408, 429})
 RATE_LIMIT_RETRIES = 1  # per provider, with retry_rate_limited on

@@ -149,3 +149,7 @@ class Wait:
     def __init__(self, sock: Any, until: float) -> None:
         self.sock = sock
         self.until = until
+
+
+#: What a call's generator yields: chunks, and in cooperative mode (the async bridge) Waits.
+StreamItem = Union[Chunk, Wait]

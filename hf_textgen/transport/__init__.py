@@ -133,7 +133,7 @@ def get_json_pages(url: str, token: Optional[str], plan: Deadlines, what: str, r
 
 
 def _back_off(plan: Deadlines, attempt: int) -> None:
-    """Wait before a retry, never past the total deadline."""
+    """Sleep before a retry, never past the total deadline."""
     wait = BACKOFF * 2**attempt
     if plan.total_at is not None:
         wait = min(wait, max(0.0, plan.total_at - time.monotonic()))
