@@ -1,11 +1,15 @@
 """The HTTP/1.1 server and its handler: read a request, record it, write what was decided. I/O only.
 
-What to answer is decided elsewhere (:meth:`StubServer._answer`); this module only moves bytes.
+What to answer is decided elsewhere (:meth:`StubServer._answer`); this module only moves bytes. A
+client that resets, closes early or times out is normal here: it is logged at debug level and nothing
+is printed. Any other exception is a bug of the stand-in and is logged as an error with its traceback.
 """
 from __future__ import annotations
 
 import logging
 import socket
+import socketserver
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Tuple
@@ -16,18 +20,26 @@ logger = logging.getLogger(__name__)
 
 AnswerFn = Callable[[str, str, Optional[str], bytes], Answer]
 RecordFn = Callable[[str, str, Iterable[Tuple[str, str]], bytes], None]
+#: What a client does to a connection without any bug on either side.
+CLIENT_GONE = (ConnectionError, TimeoutError, socket.timeout)  # socket.timeout is TimeoutError from 3.10
 
 
 class HTTPServer(ThreadingHTTPServer):
     """Threaded server that can close the connections it still holds (idle keep-alive, open streams)."""
 
     daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: a burst of clients must not wait for SYN retries
 
     def __init__(self, address: Tuple[str, int], answer: AnswerFn, record: RecordFn, stopping: threading.Event) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.answer, self.record, self.stopping = answer, record, stopping
         self._open: Dict[socket.socket, Optional[threading.Thread]] = {}
         self._open_lock = threading.Lock()
         super().__init__(address, Handler)
+
+    def server_bind(self) -> None:
+        socketserver.TCPServer.server_bind(self)  # not HTTPServer's: it resolves the host name (getfqdn)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._open_lock:
@@ -43,6 +55,14 @@ class HTTPServer(ThreadingHTTPServer):
         with self._open_lock:
             self._open.pop(request, None)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Not socketserver's traceback on stderr: a client going away is debug, anything else an error."""
+        error = sys.exc_info()[1]
+        if isinstance(error, CLIENT_GONE):
+            logger.debug("client %s went away: %r", client_address, error)
+        else:
+            logger.error("hf_textgen stub failed on a request from %s", client_address, exc_info=True)
 
     def close_connections(self, timeout: float = 5.0) -> None:
         with self._open_lock:
@@ -64,6 +84,13 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "hf-textgen-stub"
     timeout = 300
     server: HTTPServer
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except CLIENT_GONE as error:  # a reset keep-alive connection, a broken pipe: normal
+            logger.debug("client %s went away: %r", self.address_string(), error)
+            self.close_connection = True
 
     def _dispatch(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -111,3 +138,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("%s %s", self.address_string(), format % args)
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """Timeouts and malformed requests are the client's business: debug (the request line is logged too)."""
+        logger.debug("%s %s", self.address_string(), format % args)
