@@ -2,14 +2,42 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import sys
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from .config import MAPPING_SHAPES
 from .stub import StubServer
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback IP address: where hf_textgen sends a token over plain http."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def banner(host: str, connect_host: str, url: str, env: Mapping[str, str]) -> str:
+    """The first line printed: where to connect, what to export, and how other machines could reach it.
+
+    ``host`` is the bind address; ``connect_host`` and ``url`` are where to connect (loopback for a
+    wildcard bind such as 0.0.0.0 or ``::``, which is no address to connect to).
+    """
+    exports = " ".join(f"{name}={value}" for name, value in env.items())
+    line = f"hf_textgen stub serving on {url}"
+    if connect_host != host:
+        line += f" (bound to all interfaces, {host or '0.0.0.0'})"
+    line += f" ; export {exports}"
+    if not is_loopback(host):
+        line += (" ; hf_textgen sends no token over plain http to a non-loopback host, so other machines"
+                 " need an https front (a TLS reverse proxy) to this port")
+    return line + " ; Ctrl-C to stop"
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -33,8 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     done = threading.Event()
     restore = _on_sigterm(done.set)
     try:
-        exports = " ".join(f"{name}={value}" for name, value in stub.env().items())
-        print(f"hf_textgen stub serving on {stub.url} ; export {exports} ; Ctrl-C to stop", flush=True)
+        print(banner(stub.host, stub.connect_host, stub.url, stub.env()), flush=True)
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:

@@ -17,6 +17,7 @@ from .routing import answer_post
 from .server import HTTPServer
 
 _HF_TOKEN = re.compile(r"hf_\w+")
+_WILDCARDS = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,15 @@ class StubServer:
         return int(self._httpd.server_address[1])
 
     @property
+    def connect_host(self) -> str:
+        """The address to connect to: ``host``, or the loopback address when bound to all (0.0.0.0, ::)."""
+        return _WILDCARDS.get(self.host, self.host)
+
+    @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``: both the Hub and the router."""
-        return f"http://{self.host}:{self.port}"
+        host = self.connect_host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
     hub_url = url
     router_url = url
