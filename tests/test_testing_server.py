@@ -109,6 +109,22 @@ def test_listing_pages_with_link_headers(http: requests.Session) -> None:
     assert pages[0] and "inferenceProviderMapping" in limited.json()[0]
 
 
+def test_hub_answers_carry_the_pipeline_tag(http: requests.Session) -> None:
+    vision = "Qwen/Qwen2.5-VL-7B-Instruct"
+    with StubServer() as stub:  # the default models: one of them takes images
+        llama = http.get(f"{stub.url}/api/models/{LLAMA}", params={"expand[]": "pipelineTag"}).json()
+        qwen_vl = http.get(f"{stub.url}/api/models/{vision}").json()
+        listed = http.get(f"{stub.url}/api/models", params={"inference_provider": "all"}).json()
+        vlms = http.get(f"{stub.url}/api/models", params={"pipeline_tag": "image-text-to-text"}).json()
+        stub.set_model("org/now-vision", [Provider("together", vision=True)])
+        updated = http.get(f"{stub.url}/api/models/org/now-vision").json()
+    assert (llama["pipeline_tag"], qwen_vl["pipeline_tag"]) == ("text-generation", "image-text-to-text")
+    assert {item["id"]: item["pipeline_tag"] for item in listed}[vision] == "image-text-to-text"
+    assert all(item["pipeline_tag"] == "text-generation" for item in listed if item["id"] != vision)
+    assert [item["id"] for item in vlms] == [vision]
+    assert updated["pipeline_tag"] == "image-text-to-text"
+
+
 def test_openai_models_list(http: requests.Session, stub: StubServer) -> None:
     data = http.get(f"{stub.url}/v1/models").json()["data"]
     assert data[0]["id"] == LLAMA
@@ -318,6 +334,8 @@ def test_provider_validation() -> None:
         Provider("together").update(framing="carrier-pigeon")
     with pytest.raises(ValueError):
         Provider("a/b")
+    with pytest.raises(ValueError):
+        Provider("together", vision="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         StubServer({}, mapping_shape="tuple")
 

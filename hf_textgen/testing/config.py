@@ -52,7 +52,8 @@ class Provider:
     """How one provider answers for one model. Change it at run time with :meth:`update`.
 
     Mapping: ``name``, ``provider_id`` (default :func:`default_provider_id`), ``status`` (``live``,
-    ``staging``, ``error``), ``task``.
+    ``staging``, ``error``), ``task``; ``vision``: it takes images, so the model's Hub ``pipeline_tag`` is
+    ``image-text-to-text`` (else ``text-generation``).
     Answer: ``text`` (default ``"Hello from <name>!"``, streamed as :func:`split_text` deltas) or
     ``chunks`` (the exact content deltas); ``reasoning`` (text or deltas, sent before the content in
     ``reasoning_field``); ``tool_calls`` (OpenAI form, or ``{"name", "arguments"}`` with dict arguments);
@@ -88,6 +89,7 @@ class Provider:
     error_in_stream: Optional[int] = None
     error_frame: str = "data"
     cut_after: Optional[int] = None
+    vision: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -102,6 +104,8 @@ class Provider:
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {value!r}")
+        if not isinstance(self.vision, bool):
+            raise ValueError(f"vision must be True or False, not {self.vision!r}")
 
     def update(self, **changes: Any) -> Provider:
         """Change fields in place, thread-safely; an unknown field raises ``TypeError``. Returns self."""

@@ -31,8 +31,8 @@ def default_models(delay: float = 0.03) -> Dict[str, List[Provider]]:
                      text="Hello! How can I help you today?"),
         ],
         "Qwen/Qwen2.5-VL-7B-Instruct": [
-            Provider("nebius", provider_id="Qwen/Qwen2.5-VL-7B-Instruct-fast", status="error"),
-            Provider("hyperbolic", provider_id="Qwen/Qwen2.5-VL-7B-Instruct",
+            Provider("nebius", provider_id="Qwen/Qwen2.5-VL-7B-Instruct-fast", status="error", vision=True),
+            Provider("hyperbolic", provider_id="Qwen/Qwen2.5-VL-7B-Instruct", vision=True,
                      text="The image shows a cat asleep on a sunny windowsill."),
         ],
     }

@@ -1,4 +1,7 @@
-"""The GET side, as values: the Hub's listing and model info, and the router's model list. No I/O."""
+"""The GET side, as values: the Hub's listing and model info, and the router's model list. No I/O.
+
+Hub answers carry ``pipeline_tag`` (huggingface_hub reads it before it sends a chat to hf-inference).
+"""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping
@@ -10,6 +13,11 @@ from .config import CREATED, Provider
 Models = Mapping[str, List[Provider]]
 
 
+def pipeline_tag(providers: List[Provider]) -> str:
+    """``image-text-to-text`` when a provider takes images (``vision=True``), else ``text-generation``."""
+    return "image-text-to-text" if any(p.vision for p in providers) else "text-generation"
+
+
 def model_info(model_id: str, providers: List[Provider], shape: str) -> Dict[str, Any]:
     """One model as ``GET /api/models/{id}?expand[]=inferenceProviderMapping`` answers it."""
     entries = [{"provider": p.name, "providerId": p.provider_id, "status": p.status, "task": p.task}
@@ -18,7 +26,7 @@ def model_info(model_id: str, providers: List[Provider], shape: str) -> Dict[str
         mapping: Any = {entry["provider"]: {k: v for k, v in entry.items() if k != "provider"} for entry in entries}
     else:
         mapping = entries
-    return {"id": model_id, "inferenceProviderMapping": mapping}
+    return {"id": model_id, "pipeline_tag": pipeline_tag(providers), "inferenceProviderMapping": mapping}
 
 
 def hub_model(model_id: str, models: Models, shape: str) -> Reply:
@@ -29,7 +37,7 @@ def hub_model(model_id: str, models: Models, shape: str) -> Reply:
 
 
 def listing(query: str, models: Models, *, shape: str, page_size: int, base_url: str) -> Reply:
-    """A page of ``GET /api/models``, filtered by ``inference_provider``."""
+    """A page of ``GET /api/models``, filtered by ``inference_provider`` and ``pipeline_tag``."""
     params = parse_qsl(query, keep_blank_values=True)
     options = dict(params)
     try:
@@ -37,9 +45,10 @@ def listing(query: str, models: Models, *, shape: str, page_size: int, base_url:
         start = int(options.get("cursor") or 0)
     except ValueError:
         return json_reply(400, {"error": "Invalid 'limit' or 'cursor'"})
-    wanted = options.get("inference_provider")
+    wanted, tag = options.get("inference_provider"), options.get("pipeline_tag")
     ids = [model_id for model_id, providers in models.items()
-           if wanted is None or any(wanted == "all" or p.name in wanted.split(",") for p in providers)]
+           if (wanted is None or any(wanted == "all" or p.name in wanted.split(",") for p in providers))
+           and (tag is None or tag == pipeline_tag(providers))]
     headers = {}
     if start + size < len(ids):
         following = [(k, v) for k, v in params if k != "cursor"] + [("cursor", str(start + size))]
