@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from html import escape
 from http import HTTPStatus
-from typing import Any, Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .config import CREATED, Provider
 
@@ -81,6 +81,46 @@ def error_reply(provider: Provider) -> Reply:
     return reply
 
 
+# How real servers refuse a feature, by ``Provider.unsupported_shape``: status, message per feature, body.
+# openai: OpenAI's API (and most OpenAI-compatible providers); vllm: vLLM's OpenAI server; tgi:
+# text-generation-inference (hf-inference), whose validation errors are 422; novita: its raw body.
+_REFUSALS: Dict[str, Tuple[int, Dict[str, str], Callable[[int, str], Any]]] = {
+    "openai": (400, {
+        "tools": "tools is not supported in this model.",
+        "response_format": "Invalid parameter: 'response_format' of type '{kind}' is not supported with this model.",
+    }, lambda status, message: {"error": {"message": message, "type": "invalid_request_error",
+                                                 "param": None, "code": None}}),
+    "vllm": (400, {
+        "tools": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set',
+        "response_format": "response_format of type '{kind}' is not supported by this server",
+    }, lambda status, message: {"object": "error", "message": message, "type": "BadRequestError",
+                                       "param": None, "code": status}),
+    "tgi": (422, {
+        "tools": "Input validation error: tools are not supported by this model",
+        "response_format": "Input validation error: grammar is not supported",
+    }, lambda status, message: {"error": message, "error_type": "validation"}),
+    "novita": (400, {
+        "tools": "model features function calling not support",
+        "response_format": "model features structured outputs not support",
+    }, lambda status, message: {"code": status, "reason": "INVALID_REQUEST_BODY", "message": message,
+                                       "metadata": {}}),
+}
+
+
+def refusal(provider: Provider, request: Mapping[str, Any]) -> Optional[Reply]:
+    """The error ``provider`` answers for a feature its catalogue entry says it lacks, else ``None``."""
+    response_format = request.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if provider.supports_tools is False and (request.get("tools") or request.get("tool_choice") is not None):
+        param = "tools"
+    elif provider.supports_structured_output is False and kind in ("json_object", "json_schema"):
+        param = "response_format"
+    else:
+        return None
+    status, messages, body = _REFUSALS[provider.unsupported_shape]
+    return json_reply(status, body(status, messages[param].format(kind=kind)))
+
+
 def _envelope(kind: str, provider: Provider, choices: List[Dict[str, Any]]) -> Dict[str, Any]:
     return {"id": f"chatcmpl-stub-{provider.name}", "object": kind, "created": CREATED,
             "model": provider.provider_id, "choices": choices}
@@ -140,10 +180,13 @@ def stream_events(provider: Provider, request: Mapping[str, Any]) -> List[Option
 
 
 def answer_chat(provider: Provider, request: Mapping[str, Any]) -> Answer:
-    """What ``provider`` answers to a chat ``request``: its configured error, or the answer."""
+    """What ``provider`` answers to a chat ``request``: its configured error, a refusal, or the answer."""
     headers = {"x-inference-provider": provider.name}
+    refused = None if provider.error_status else refusal(provider, request)
     if provider.error_status:
         reply = error_reply(provider)
+    elif refused is not None:
+        reply = refused
     elif request.get("stream"):
         return Stream(provider, stream_events(provider, request),
                       {**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ MAPPING_SHAPES = ("dict", "list")
 FRAMINGS = ("chunked", "close")
 ERROR_BODIES = ("json", "json_object", "html", "text", "header")
 ERROR_FRAMES = ("data", "event")
+#: How a provider refuses ``tools`` or ``response_format`` it does not support (see :mod:`.answers`).
+UNSUPPORTED_SHAPES = ("openai", "vllm", "tgi", "novita")
 CREATED = 1700000000
 _DELTA = re.compile(r"\s*[\w']+|\s*[^\w\s]+|\s+")
 
@@ -53,7 +56,7 @@ class Provider:
 
     Mapping: ``name``, ``provider_id`` (default :func:`default_provider_id`), ``status`` (``live``,
     ``staging``, ``error``), ``task``; ``vision``: it takes images, so the model's Hub ``pipeline_tag`` is
-    ``image-text-to-text`` (else ``text-generation``).
+    ``image-text-to-text`` (else ``text-generation``) and the catalogue lists ``image`` as an input.
     Answer: ``text`` (default ``"Hello from <name>!"``, streamed as :func:`split_text` deltas) or
     ``chunks`` (the exact content deltas); ``reasoning`` (text or deltas, sent before the content in
     ``reasoning_field``); ``tool_calls`` (OpenAI form, or ``{"name", "arguments"}`` with dict arguments);
@@ -67,6 +70,13 @@ class Provider:
     ``error_in_stream=N`` sends ``{"error": {...}}`` after N deltas (as ``data:``, or ``event: error``
     with ``error_frame="event"``) and ends the stream; ``cut_after=N`` closes the connection after N
     deltas (no ``finish_reason``, no ``[DONE]``; a non-stream request gets no answer at all).
+    Router catalogue (``GET /v1/models``; ``None`` = unknown, left out): ``context_length``, ``pricing``
+    (``{"input", "output"}`` USD per million tokens), ``is_free``, ``supports_tools``,
+    ``supports_structured_output``, ``first_token_latency_ms``, ``throughput`` (tokens/s),
+    ``is_model_author``. ``supports_tools=False`` refuses a request with ``tools`` or ``tool_choice``,
+    ``supports_structured_output=False`` one with a JSON ``response_format``, in the shape
+    ``unsupported_shape`` (``openai``: 400 ``{"error": {...}}``, ``vllm``: 400 ``{"object": "error", ...}``,
+    ``tgi``: 422 ``{"error", "error_type"}``, ``novita``: 400 ``{"code", "reason", "message"}``).
     """
 
     name: str
@@ -90,6 +100,15 @@ class Provider:
     error_frame: str = "data"
     cut_after: Optional[int] = None
     vision: bool = False
+    context_length: Optional[int] = None
+    pricing: Optional[Dict[str, float]] = None
+    is_free: Optional[bool] = None
+    supports_tools: Optional[bool] = None
+    supports_structured_output: Optional[bool] = None
+    first_token_latency_ms: Optional[float] = None
+    throughput: Optional[float] = None
+    is_model_author: Optional[bool] = None
+    unsupported_shape: str = "openai"
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -101,11 +120,28 @@ class Provider:
             ("framing", self.framing, FRAMINGS),
             ("error_body", self.error_body, ERROR_BODIES),
             ("error_frame", self.error_frame, ERROR_FRAMES),
+            ("unsupported_shape", self.unsupported_shape, UNSUPPORTED_SHAPES),
         ):
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {value!r}")
-        if not isinstance(self.vision, bool):
-            raise ValueError(f"vision must be True or False, not {self.vision!r}")
+        self._check_catalogue()
+
+    def _check_catalogue(self) -> None:
+        if self.pricing is not None:
+            if not isinstance(self.pricing, Mapping) or not set(self.pricing) <= {"input", "output"}:
+                raise ValueError(f"pricing must be a dict with 'input' and/or 'output', not {self.pricing!r}")
+            for key, price in self.pricing.items():
+                _check_number(f"pricing[{key!r}]", price)
+            self.pricing = dict(self.pricing)
+        if self.context_length is not None and (type(self.context_length) is not int or self.context_length < 1):
+            raise ValueError(f"context_length must be a positive int, not {self.context_length!r}")
+        for name in ("first_token_latency_ms", "throughput"):
+            if getattr(self, name) is not None:
+                _check_number(name, getattr(self, name))
+        for name in ("vision", "is_free", "supports_tools", "supports_structured_output", "is_model_author"):
+            value = getattr(self, name)
+            if not isinstance(value, bool) and not (value is None and name != "vision"):
+                raise ValueError(f"{name} must be True, False{'' if name == 'vision' else ' or None'}, not {value!r}")
 
     def update(self, **changes: Any) -> Provider:
         """Change fields in place, thread-safely; an unknown field raises ``TypeError``. Returns self."""
@@ -143,6 +179,11 @@ class Provider:
     def finish(self) -> str:
         """The ``finish_reason`` of a complete answer."""
         return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+
+def _check_number(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
 
 
 def _tool_call(index: int, call: Mapping[str, Any]) -> Dict[str, Any]:

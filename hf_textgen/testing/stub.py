@@ -47,9 +47,12 @@ class StubServer:
     """The offline Hub + router. ``with StubServer(models) as stub:`` or ``start()`` / ``stop()``.
 
     ``models`` maps a Hub id to its providers in mapping order (default :func:`default_models`);
-    each :class:`Provider` is copied in with its ``provider_id`` filled in. ``mapping_shape``
-    (``dict`` or ``list``) and ``page_size`` may be changed while it runs. ``require_token``: router
+    each :class:`Provider` is copied in with its ``provider_id`` filled in. ``require_token``: router
     calls need ``Bearer hf_...`` (exactly ``token`` when given); a Hub call with a bad token gets 401 too.
+    These attributes may be changed while it runs: ``mapping_shape`` (``dict`` or ``list``),
+    ``page_size``, ``catalog_status`` (the catalogue answers that status), ``catalog_body`` (raw bytes
+    instead, e.g. invalid JSON; with ``catalog_status`` or 200) and ``catalog_delay`` (seconds before
+    the catalogue answers).
     """
 
     def __init__(
@@ -70,6 +73,9 @@ class StubServer:
         self.require_token = require_token
         self.token = token
         self.host = host
+        self.catalog_status: Optional[int] = None
+        self.catalog_body: Optional[bytes] = None
+        self.catalog_delay = 0.0
         self._port = port
         self._lock = threading.Lock()
         self._models: Dict[str, List[Provider]] = {}
@@ -187,7 +193,8 @@ class StubServer:
             return json_reply(401, {"error": DEFAULT_ERROR_MESSAGES[401]})
         if method == "GET":
             return answer_get(url.path, url.query, models, shape=self.mapping_shape, page_size=self.page_size,
-                              base_url=self.url)
+                              base_url=self.url, catalog_status=self.catalog_status,
+                              catalog_body=self.catalog_body, catalog_delay=self.catalog_delay)
         return answer_post(url.path, _parse_body(raw), models)
 
     def _snapshot(self) -> Dict[str, List[Provider]]:
