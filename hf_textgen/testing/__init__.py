@@ -34,7 +34,7 @@ What it speaks, hub and router on one base URL (``stub.url``):
 - ``GET /api/models/{model_id}``: ``{"id", "pipeline_tag", "inferenceProviderMapping"}``, dict or list shape;
 - ``POST /{provider}{route}``: each provider's route (:data:`ROUTES`), body ``model`` = its ``providerId``;
 - ``POST /v1/chat/completions``: server-side routing, ``model`` = ``org/name[:fastest|:cheapest|
-  :preferred|:<provider>]``, answered with an ``x-inference-provider`` header;
+  :preferred|:<provider>]``, failing over on the router's side, answered with ``x-inference-provider``;
 - ``GET /v1/models`` and ``GET /v1/models/{model_id}``: the router's catalogue (context length, prices,
   capabilities, latency and throughput per provider), breakable with ``stub.catalog_status``,
   ``stub.catalog_body`` and ``stub.catalog_delay``.
@@ -56,16 +56,19 @@ from .config import ERROR_BODIES as ERROR_BODIES, ERROR_FRAMES as ERROR_FRAMES, 
 from .config import MAPPING_SHAPES as MAPPING_SHAPES, POLICIES as POLICIES, STUB_TOKEN as STUB_TOKEN
 from .config import UNSUPPORTED_SHAPES as UNSUPPORTED_SHAPES, default_provider_id as default_provider_id
 from .defaults import default_models
+from .routing import RETRY_STATUSES, policy_order
 from .stub import RecordedRequest, StubServer
 
 __all__ = [
     "DEFAULT_ROUTE",
+    "RETRY_STATUSES",
     "ROUTES",
     "Provider",
     "RecordedRequest",
     "StubServer",
     "default_models",
     "main",
+    "policy_order",
     "route_for",
     "split_text",
 ]

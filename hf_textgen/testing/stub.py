@@ -6,14 +6,14 @@ import json
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .answers import DEFAULT_ERROR_MESSAGES, Answer, json_reply
 from .config import MAPPING_SHAPES, STUB_TOKEN, Provider, default_provider_id
 from .defaults import default_models
 from .hub import answer_get
-from .routing import answer_post
+from .routing import RETRY_STATUSES, answer_post
 from .server import HTTPServer
 
 _HF_TOKEN = re.compile(r"hf_\w+")
@@ -50,7 +50,8 @@ class StubServer:
     each :class:`Provider` is copied in with its ``provider_id`` filled in. ``require_token``: router
     calls need ``Bearer hf_...`` (exactly ``token`` when given); a Hub call with a bad token gets 401 too.
     These attributes may be changed while it runs: ``mapping_shape`` (``dict`` or ``list``),
-    ``page_size``, ``catalog_status`` (the catalogue answers that status), ``catalog_body`` (raw bytes
+    ``page_size``, ``router_retry_statuses`` (after which server-side routing tries the next provider;
+    empty: never), ``catalog_status`` (the catalogue answers that status), ``catalog_body`` (raw bytes
     instead, e.g. invalid JSON; with ``catalog_status`` or 200) and ``catalog_delay`` (seconds before
     the catalogue answers).
     """
@@ -65,6 +66,7 @@ class StubServer:
         token: Optional[str] = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        router_retry_statuses: AbstractSet[int] = RETRY_STATUSES,
     ) -> None:
         if mapping_shape not in MAPPING_SHAPES:
             raise ValueError(f"mapping_shape must be one of {MAPPING_SHAPES}, not {mapping_shape!r}")
@@ -73,6 +75,7 @@ class StubServer:
         self.require_token = require_token
         self.token = token
         self.host = host
+        self.router_retry_statuses = router_retry_statuses
         self.catalog_status: Optional[int] = None
         self.catalog_body: Optional[bytes] = None
         self.catalog_delay = 0.0
@@ -195,7 +198,7 @@ class StubServer:
             return answer_get(url.path, url.query, models, shape=self.mapping_shape, page_size=self.page_size,
                               base_url=self.url, catalog_status=self.catalog_status,
                               catalog_body=self.catalog_body, catalog_delay=self.catalog_delay)
-        return answer_post(url.path, _parse_body(raw), models)
+        return answer_post(url.path, _parse_body(raw), models, self.router_retry_statuses)
 
     def _snapshot(self) -> Dict[str, List[Provider]]:
         with self._lock:
