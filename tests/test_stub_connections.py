@@ -59,7 +59,9 @@ def test_the_listen_backlog_holds_a_burst_of_clients(stub: StubServer) -> None:
 
 
 def test_sixty_four_clients_at_once(stub: StubServer) -> None:
-    clients, start, statuses, errors = 64, threading.Barrier(64), [], []  # type: ignore[var-annotated]
+    clients, start = 64, threading.Barrier(64)
+    statuses: List[int] = []
+    errors: List[BaseException] = []
 
     def client() -> None:
         try:

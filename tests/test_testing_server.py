@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Optional
 
 import pytest
 import requests
@@ -47,7 +47,7 @@ def chat(http: requests.Session, stub: StubServer, path: str, model: str, lazy: 
 def provider_chat(http: requests.Session, stub: StubServer, model: str, name: str, lazy: bool = False,
                   **body: Any) -> requests.Response:
     """POST to the provider's own route with its providerId."""
-    return chat(http, stub, route_for(name, model), stub.provider(model, name).provider_id, lazy, **body)
+    return chat(http, stub, route_for(name, model), str(stub.provider(model, name).provider_id), lazy, **body)
 
 
 def sse_payloads(text: str) -> List[Any]:
@@ -95,7 +95,8 @@ def test_listing_pages_with_link_headers(http: requests.Session) -> None:
     models["org/unserved"] = []
     query = "inference_provider=all&pipeline_tag=text-generation&expand[]=inferenceProviderMapping"
     with StubServer(models, page_size=2) as stub:
-        url, pages = f"{stub.url}/api/models?{query}", []
+        url: Optional[str] = f"{stub.url}/api/models?{query}"
+        pages: List[List[str]] = []
         while url:
             response = http.get(url)
             pages.append([item["id"] for item in response.json()])
@@ -148,7 +149,7 @@ ROUTE_TABLE = {
 @pytest.mark.parametrize("name", sorted(ROUTE_TABLE))
 def test_every_provider_answers_on_its_route_only(http: requests.Session, name: str) -> None:
     with StubServer({"org/Model": [Provider(name)]}) as stub:
-        provider_id = stub.provider("org/Model", name).provider_id
+        provider_id = str(stub.provider("org/Model", name).provider_id)
         assert route_for(name, "org/Model") == ROUTE_TABLE[name]
         ok = chat(http, stub, ROUTE_TABLE[name], provider_id)
         wrong_route = chat(http, stub, f"/{name}/chat/completions", provider_id)
@@ -403,8 +404,11 @@ def test_hf_stub_fixture_serves_the_default_models_fast(hf_stub: StubServer, htt
 def test_cli_serves_until_signalled(http: requests.Session, stop_signal: int) -> None:
     command = [sys.executable, "-m", "hf_textgen.testing", "--mapping-shape", "list"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found, line
+        url = found.group(0)
         assert f"HF_ENDPOINT={url}" in line and "HF_TOKEN=hf_stub_token" in line
         mapping = http.get(f"{url}/api/models/{LLAMA}").json()["inferenceProviderMapping"]
         assert [entry["provider"] for entry in mapping] == ["novita", "together"]

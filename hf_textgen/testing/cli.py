@@ -78,4 +78,8 @@ def _on_sigterm(handler: Callable[[], None]) -> Callable[[], None]:
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: handler())
     except ValueError:  # not the main thread: leave signals alone
         return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+    return restore
