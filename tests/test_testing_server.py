@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Iterator, List
+from typing import Any, Iterator, List, Optional
 
 import pytest
 import requests
@@ -47,7 +47,7 @@ def chat(http: requests.Session, stub: StubServer, path: str, model: str, lazy: 
 def provider_chat(http: requests.Session, stub: StubServer, model: str, name: str, lazy: bool = False,
                   **body: Any) -> requests.Response:
     """POST to the provider's own route with its providerId."""
-    return chat(http, stub, route_for(name, model), stub.provider(model, name).provider_id, lazy, **body)
+    return chat(http, stub, route_for(name, model), str(stub.provider(model, name).provider_id), lazy, **body)
 
 
 def sse_payloads(text: str) -> List[Any]:
@@ -95,7 +95,8 @@ def test_listing_pages_with_link_headers(http: requests.Session) -> None:
     models["org/unserved"] = []
     query = "inference_provider=all&pipeline_tag=text-generation&expand[]=inferenceProviderMapping"
     with StubServer(models, page_size=2) as stub:
-        url, pages = f"{stub.url}/api/models?{query}", []
+        url: Optional[str] = f"{stub.url}/api/models?{query}"
+        pages: List[List[str]] = []
         while url:
             response = http.get(url)
             pages.append([item["id"] for item in response.json()])
@@ -107,6 +108,22 @@ def test_listing_pages_with_link_headers(http: requests.Session) -> None:
     assert [item["id"] for item in limited.json()] == ["org/model-0"] and "next" in limited.links
     assert by_provider.json() == []
     assert pages[0] and "inferenceProviderMapping" in limited.json()[0]
+
+
+def test_hub_answers_carry_the_pipeline_tag(http: requests.Session) -> None:
+    vision = "Qwen/Qwen2.5-VL-7B-Instruct"
+    with StubServer() as stub:  # the default models: one of them takes images
+        llama = http.get(f"{stub.url}/api/models/{LLAMA}", params={"expand[]": "pipelineTag"}).json()
+        qwen_vl = http.get(f"{stub.url}/api/models/{vision}").json()
+        listed = http.get(f"{stub.url}/api/models", params={"inference_provider": "all"}).json()
+        vlms = http.get(f"{stub.url}/api/models", params={"pipeline_tag": "image-text-to-text"}).json()
+        stub.set_model("org/now-vision", [Provider("together", vision=True)])
+        updated = http.get(f"{stub.url}/api/models/org/now-vision").json()
+    assert (llama["pipeline_tag"], qwen_vl["pipeline_tag"]) == ("text-generation", "image-text-to-text")
+    assert {item["id"]: item["pipeline_tag"] for item in listed}[vision] == "image-text-to-text"
+    assert all(item["pipeline_tag"] == "text-generation" for item in listed if item["id"] != vision)
+    assert [item["id"] for item in vlms] == [vision]
+    assert updated["pipeline_tag"] == "image-text-to-text"
 
 
 def test_openai_models_list(http: requests.Session, stub: StubServer) -> None:
@@ -132,7 +149,7 @@ ROUTE_TABLE = {
 @pytest.mark.parametrize("name", sorted(ROUTE_TABLE))
 def test_every_provider_answers_on_its_route_only(http: requests.Session, name: str) -> None:
     with StubServer({"org/Model": [Provider(name)]}) as stub:
-        provider_id = stub.provider("org/Model", name).provider_id
+        provider_id = str(stub.provider("org/Model", name).provider_id)
         assert route_for(name, "org/Model") == ROUTE_TABLE[name]
         ok = chat(http, stub, ROUTE_TABLE[name], provider_id)
         wrong_route = chat(http, stub, f"/{name}/chat/completions", provider_id)
@@ -167,12 +184,15 @@ def test_body_without_messages_is_400(http: requests.Session, stub: StubServer) 
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("suffix, expected", [("", "novita"), (":fastest", "novita"), (":cheapest", "novita"),
-                                              (":preferred", "novita"), (":together", "together")])
-def test_server_side_routing_names_the_provider(http: requests.Session, stub: StubServer, suffix: str, expected: str) -> None:
-    response = chat(http, stub, "/v1/chat/completions", LLAMA + suffix)
-    assert response.headers["x-inference-provider"] == expected
-    assert response.status_code == (402 if expected == "novita" else 200)
+@pytest.mark.parametrize("suffix", ["", ":fastest", ":cheapest", ":preferred", ":together"])
+def test_server_side_routing_names_the_provider_that_answered(http: requests.Session, stub: StubServer, suffix: str) -> None:
+    response = chat(http, stub, "/v1/chat/completions", LLAMA + suffix)  # novita's 402 fails over on the router
+    assert response.headers["x-inference-provider"] == "together" and response.status_code == 200
+
+
+def test_server_side_routing_to_a_named_provider_does_not_fail_over(http: requests.Session, stub: StubServer) -> None:
+    response = chat(http, stub, "/v1/chat/completions", LLAMA + ":novita")
+    assert response.headers["x-inference-provider"] == "novita" and response.status_code == 402
 
 
 def test_server_side_routing_skips_providers_that_are_not_live(http: requests.Session) -> None:
@@ -319,6 +339,8 @@ def test_provider_validation() -> None:
     with pytest.raises(ValueError):
         Provider("a/b")
     with pytest.raises(ValueError):
+        Provider("together", vision="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
         StubServer({}, mapping_shape="tuple")
 
 
@@ -382,8 +404,11 @@ def test_hf_stub_fixture_serves_the_default_models_fast(hf_stub: StubServer, htt
 def test_cli_serves_until_signalled(http: requests.Session, stop_signal: int) -> None:
     command = [sys.executable, "-m", "hf_textgen.testing", "--mapping-shape", "list"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stdout is not None and process.stderr is not None
         line = process.stdout.readline()
-        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found, line
+        url = found.group(0)
         assert f"HF_ENDPOINT={url}" in line and "HF_TOKEN=hf_stub_token" in line
         mapping = http.get(f"{url}/api/models/{LLAMA}").json()["inferenceProviderMapping"]
         assert [entry["provider"] for entry in mapping] == ["novita", "together"]
