@@ -11,7 +11,7 @@ for the bridge) and a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
 
 from . import build, catalog, config, exchange, failover, hub, routing, validate
 from .deadlines import Deadlines
@@ -107,22 +107,24 @@ def prepare(
 
 def run(call: ChatCall, *, cooperative: bool = False, cancel: Optional[Cancel] = None) -> Iterator[StreamItem]:
     """The call's chunks (with ``cooperative``, also what to wait for, for the async bridge). Its
-    deadlines start now, at the first step of the iteration, Hub look-ups included."""
-    plan = Deadlines.start(call.timeouts)
-    if call.trimmed is not None:
-        yield call.trimmed
+    deadlines start at the first step of the iteration, Hub look-ups included."""
     watch = cancel.watch if cancel is not None else None
 
-    def answer(request: PreparedRequest) -> Iterator[StreamItem]:
-        return exchange.answer(request, plan, watch=watch, cooperative=cooperative, max_event_bytes=call.max_event_bytes)
+    def start() -> Tuple[Iterator[PreparedRequest], Callable[[PreparedRequest], Iterator[StreamItem]]]:
+        plan = Deadlines.start(call.timeouts)
 
-    yield from failover.run(
+        def answer(request: PreparedRequest) -> Iterator[StreamItem]:
+            return exchange.answer(request, plan, watch=watch, cooperative=cooperative, max_event_bytes=call.max_event_bytes)
+
+        return call.requests(plan), answer
+
+    return failover.run(  # the generator itself, not wrapped: one layer less for every chunk
         call.model,
-        call.requests(plan),
-        answer,
+        start,
         cancel.is_set if cancel is not None else None,
         retry_rate_limited=call.retry_rate_limited,
         pause=cancel.pause if cancel is not None else None,
+        prelude=() if call.trimmed is None else (call.trimmed,),
     )
 
 

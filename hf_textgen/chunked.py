@@ -1,10 +1,13 @@
 """An incremental decoder of HTTP/1.1 chunked transfer coding (RFC 9112 §7.1). Pure: no I/O.
 
-Why: ``http.client`` hands over at most one HTTP chunk per read, and servers send one chunk per
-server-sent event, so reading through it costs a full trip through urllib3 and http.client per event
-(about half of all the time spent per event). This decoder takes whatever the socket has — many
-chunks at once — and returns their data in one piece; data of a chunk that is still arriving is
-returned as it comes, so nothing waits for the end of a chunk.
+Why not http.client's own chunked reading: it hands over at most one HTTP chunk per read, and
+servers send one chunk per server-sent event, so reading through it costs a full trip through
+urllib3 and http.client per event (measured with callgrind on a 20,000-event stream: the sync path
+through urllib3's own chunked reading costs 1.7x the instructions per event); and a non-blocking read
+cannot use it at all, since http.client cannot resume a chunked read after ``EAGAIN`` (it loses its
+place in the chunk-size line). This decoder takes whatever the socket has — many chunks at once —
+and returns their data in one piece; data of a chunk that is still arriving is returned as it
+comes, so nothing waits for the end of a chunk.
 """
 from __future__ import annotations
 

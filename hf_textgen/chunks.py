@@ -11,72 +11,67 @@ from .types import Chunk, FinishReason, Logprobs, Reasoning, ToolCalls, Usage
 
 
 class StreamChunks:
-    """Payloads of a streamed answer in, chunks out: ``feed(payloads) -> list``, then ``end(done)``.
+    """Payloads of a streamed answer in, chunks out: ``add(payload)`` for each, ``take()`` the
+    chunks made since the last take, then ``end()`` and ``cut(done)``.
 
     Usage is given once, last; tool-call deltas are assembled and given before the finish reason,
-    which is given once. A payload of an unexpected shape raises ``ResponseError`` naming it."""
+    which is given once. A payload of an unexpected shape raises ``ResponseError`` naming it (the
+    chunks before it stay to be taken)."""
 
     def __init__(self, place: str) -> None:
         self.place = place
         self._tools = ToolCallAssembler(place)
         self._usage: Optional[Mapping[str, Any]] = None
+        self._found: List[Chunk] = []
+        self._append = self._found.append  # bound once: add() runs per event
         self.finished = False  # a finish reason has arrived
-        self.error: Optional[ResponseError] = None
 
-    def feed(self, payloads: List[Any]) -> List[Chunk]:
-        """The chunks of ``payloads``. An error raises, unless chunks came before it: then those
-        are returned and the error is kept in ``error`` for the caller."""
-        found: List[Chunk] = []
-        try:
-            self._add(payloads, found)
-        except ResponseError as error:
-            if not found:
-                raise
-            self.error = error
+    def take(self) -> List[Chunk]:
+        found = self._found[:]
+        self._found.clear()
         return found
 
-    def _add(self, payloads: List[Any], found: List[Chunk]) -> None:
-        add = found.append
-        for payload in payloads:
-            if type(payload) is not dict:
-                raise _unexpected("stream payload", payload, self.place)
-            choices = payload.get("choices")
-            if choices:
-                if type(choices) is not list or type(choices[0]) is not dict:
-                    raise _unexpected("choices", choices, self.place)
-                choice = choices[0]
-                delta = choice.get("delta")
-                if delta:
-                    if type(delta) is not dict:
-                        raise _unexpected("delta", delta, self.place)
-                    content = delta.get("content")
-                    if content:
-                        if type(content) is str:
-                            add(content)
-                        else:
-                            text = _text_of(content, self.place)
-                            if text:
-                                add(text)
-                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                    if reasoning:
-                        if type(reasoning) is not str:
-                            raise _unexpected("reasoning", reasoning, self.place)
-                        add(Reasoning(reasoning))
-                    if delta.get("tool_calls"):
-                        self._tools.add(delta["tool_calls"])
-                if choice.get("logprobs"):
-                    add(Logprobs(choice["logprobs"]))
-                finish_reason = choice.get("finish_reason")
-                if finish_reason and not self.finished:
-                    if self._tools:
-                        add(self._tools.pop())
-                    add(FinishReason(str(finish_reason)))
-                    self.finished = True
-            if payload.get("usage"):
-                usage = payload["usage"]
-                if not isinstance(usage, Mapping):
-                    raise _unexpected("usage", usage, self.place)
-                self._usage = usage
+    def add(self, payload: Any) -> None:
+        add = self._append
+        if type(payload) is not dict:
+            raise _unexpected("stream payload", payload, self.place)
+        choices = payload.get("choices")
+        if choices:
+            if type(choices) is not list or type(choices[0]) is not dict:
+                raise _unexpected("choices", choices, self.place)
+            choice = choices[0]
+            delta = choice.get("delta")
+            if delta:
+                if type(delta) is not dict:
+                    raise _unexpected("delta", delta, self.place)
+                content = delta.get("content")
+                if content:
+                    if type(content) is str:
+                        add(content)
+                    else:
+                        text = _text_of(content, self.place)
+                        if text:
+                            add(text)
+                reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                if reasoning:
+                    if type(reasoning) is not str:
+                        raise _unexpected("reasoning", reasoning, self.place)
+                    add(Reasoning(reasoning))
+                if delta.get("tool_calls"):
+                    self._tools.add(delta["tool_calls"])
+            if choice.get("logprobs"):
+                add(Logprobs(choice["logprobs"]))
+            finish_reason = choice.get("finish_reason")
+            if finish_reason and not self.finished:
+                if self._tools:
+                    add(self._tools.pop())
+                add(FinishReason(str(finish_reason)))
+                self.finished = True
+        if payload.get("usage"):
+            usage = payload["usage"]
+            if not isinstance(usage, Mapping):
+                raise _unexpected("usage", usage, self.place)
+            self._usage = usage
 
     def end(self) -> List[Chunk]:
         """What is left once the stream is over: assembled tool calls, then usage."""

@@ -65,19 +65,24 @@ def answer(
         content_type = opened.headers.get("Content-Type", "")
         if "text/event-stream" in content_type:
             payloads, stream = sse.PayloadDecoder(place, max_event_bytes), chunks.StreamChunks(place)
-            decode, assemble, read = payloads.feed, stream.feed, reader.read
+            decode, add, take, read = payloads.feed, stream.add, stream.take, reader.read
             started = False
             while True:
                 data = read(started)
                 if data:
-                    found = assemble(decode(data))
+                    failure = None
+                    try:
+                        decode(data, add)
+                    except ResponseError as error:  # raised after the chunks that came before it
+                        failure = error
+                    found = take()
                     if found:
                         if not started:
                             started = True
                             reader.content_started()
                         yield from found
-                    if payloads.error is not None or stream.error is not None:  # after what came before it
-                        raise _located(payloads.error or stream.error, request.provider)
+                    if failure is not None:
+                        raise _located(failure, request.provider)
                     if payloads.done:
                         break
                 elif data is None:  # nothing has arrived yet (non-blocking)

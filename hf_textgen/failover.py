@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 from .errors import ConfigurationError, ConnectError, HFTextGenError, RateLimitError, ResponseStatusError, StreamTimeoutError, exhausted
 from .catalog import provider_label
@@ -60,19 +60,22 @@ def attempt_of(provider: str, error: HFTextGenError) -> Attempt:
 
 def run(
     model: str,
-    requests: Iterable[PreparedRequest],
-    answer: Callable[[PreparedRequest], Iterator[Union[Chunk, T]]],
+    start: Callable[[], Tuple[Iterable[PreparedRequest], Callable[[PreparedRequest], Iterator[Union[Chunk, T]]]]],
     stopped: Optional[Callable[[], bool]] = None,
     *,
     retry_rate_limited: float = 0.0,
     pause: Optional[Callable[[float], bool]] = None,
+    prelude: Sequence[Chunk] = (),
 ) -> Iterator[Union[Chunk, T]]:
-    """Yield ``ProviderInfo`` then the answer of the first provider that answers; before moving
-    on to the next provider, an ``Attempt`` saying why. When the last one fails too, its error is
-    raised, re-worded to list every attempt when there were several.
+    """Yield ``prelude``, then ``ProviderInfo`` and the answer of the first provider that answers;
+    before moving on to the next provider, an ``Attempt`` saying why. When the last one fails too,
+    its error is raised, re-worded to list every attempt when there were several.
 
-    ``pause(seconds)`` (default: sleep) waits before a rate-limit retry and returns False if the
-    caller has gone meanwhile."""
+    ``start()``, called at the first step, gives the requests to try and the function that
+    answers one. ``pause(seconds)`` (default: sleep) waits before a rate-limit retry and returns
+    False if the caller has gone meanwhile."""
+    yield from prelude
+    requests, answer = start()
     pause = pause or _sleep
     attempts: List[Tuple[str, HFTextGenError]] = []
     planned = iter(requests)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import json.scanner
 import logging
-from typing import Any, Iterator, List, Optional
+from typing import Any, Callable, Iterator, List
 
 from sseclient import SSEClient
 
@@ -139,7 +139,8 @@ logger = logging.getLogger("hf_textgen")
 
 
 class EventDecoder:
-    """Bytes in, sseclient events (``.event``, ``.data``, ``.id``) out: ``feed(data) -> list``.
+    """Bytes in, sseclient events (``.event``, ``.data``, ``.id``) out: ``events(data)`` iterates
+    those a read completes (``feed(data)`` lists them).
 
     Invalid UTF-8 is decoded with U+FFFD, as the WHATWG rules say, and logged once per stream."""
 
@@ -149,50 +150,48 @@ class EventDecoder:
         self._replaced = False
 
     def feed(self, data: bytes) -> List[Any]:
+        return list(self.events(data))
+
+    def events(self, data: bytes) -> Iterator[Any]:
         framed = self._frame(data)
         if not framed:
-            return []
+            return
+        given = 0
         try:
-            return list(_EventParser(framed).events())
-        except UnicodeDecodeError as error:
+            for event in _EventParser(framed).events():
+                given += 1
+                yield event
+        except UnicodeDecodeError as error:  # rare: only then decode again, with replacement
             if not self._replaced:
                 self._replaced = True
                 logger.warning("invalid UTF-8 in %s (%s), replaced with U+FFFD", self.place, error.reason)
             framed = [event.decode("utf-8", "replace").encode("utf-8") for event in framed]
-            return list(_EventParser(framed).events())
+            for index, event in enumerate(_EventParser(framed).events()):
+                if index >= given:
+                    yield event
 
 
 class PayloadDecoder:
-    """Bytes in, the JSON payloads of the events' ``data`` out: ``feed(data) -> list``. ``done``
-    turns True at ``data: [DONE]`` (nothing after it is decoded). Events with empty data are
-    skipped; malformed JSON and in-band errors (``{"error": ...}``, ``event: error``) are errors."""
+    """Bytes in, the JSON payload of each event's ``data`` handed to ``deliver`` as it is decoded:
+    ``feed(data, deliver)``. One payload at a time, so each is garbage as soon as it is used (a
+    read's worth of live payloads made the garbage collector's work grow: measured +5% per event).
+    ``done`` turns True at ``data: [DONE]`` (nothing after it is decoded). Events with empty data
+    are skipped; malformed JSON and in-band errors (``{"error": ...}``, ``event: error``) raise,
+    after the payloads before them were delivered."""
 
     def __init__(self, place: str, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
-        self._events = EventDecoder(max_event_bytes, place).feed
+        self._events = EventDecoder(max_event_bytes, place).events
         self.place = place
         self.done = False
-        self.error: Optional[ResponseError] = None  # raised after the payloads that came before it
 
-    def feed(self, data: bytes) -> List[Any]:
-        """The payloads ``data`` completes. An error raises, unless payloads came before it in the
-        same read: then those are returned and the error is kept in ``error`` for the caller."""
-        found: List[Any] = []
-        try:
-            self._decode(data, found)
-        except ResponseError as error:
-            if not found:
-                raise
-            self.error = error
-        return found
-
-    def _decode(self, data: bytes, found: List[Any]) -> None:
+    def feed(self, data: bytes, deliver: Callable[[Any], None]) -> None:
         for event in self._events(data):
             text = event.data
             if not text:  # ``data:`` with nothing after it carries no payload
                 continue
             if text == "[DONE]":
                 self.done = True
-                break
+                return
             if event.event == "error":
                 raise ResponseError(f"the server sent an error event ({self.place}): {errors.shorten(_error_message(text))}")
             try:
@@ -201,7 +200,7 @@ class PayloadDecoder:
                 raise ResponseError(f"malformed JSON in the stream ({self.place}): {errors.shorten(text, 120)!r}") from None
             if type(payload) is dict and (payload.get("error") or payload.get("object") == "error"):  # OpenAI, TGI / vLLM
                 raise ResponseError(f"the server reported an error in the stream ({self.place}): {errors.shorten(errors.error_text(payload))}")
-            found.append(payload)
+            deliver(payload)
 
 
 _scan_json = json.scanner.make_scanner(json.JSONDecoder())

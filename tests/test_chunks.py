@@ -26,9 +26,10 @@ def stream_chunks(payloads: Iterable[Any], place: str = PLACE) -> Iterator[Any]:
         if payload is DONE:
             done = True
             break
-        yield from decoder.feed([payload])
-        if decoder.error is not None:
-            raise decoder.error
+        try:
+            decoder.add(payload)
+        finally:
+            yield from decoder.take()
     yield from decoder.end()
     cut = decoder.cut(done)
     if cut is not None:
@@ -252,14 +253,18 @@ def test_completion_errors_and_unexpected_answers_raise(payload: Any, match: str
 
 def test_several_payloads_in_one_read_give_their_chunks_in_order() -> None:
     decoder = chunks.StreamChunks(PLACE)
-    assert decoder.feed([delta("a"), delta("b"), delta(finish="stop"), {"choices": [], "usage": USAGE}]) == ["a", "b", FinishReason("stop")]
+    for payload in [delta("a"), delta("b"), delta(finish="stop"), {"choices": [], "usage": USAGE}]:
+        decoder.add(payload)
+    assert decoder.take() == ["a", "b", FinishReason("stop")] and decoder.take() == []
     assert decoder.end() == [Usage(3, 5, 8)] and decoder.cut(done=False) is None
 
 
 def test_a_bad_payload_after_good_ones_in_the_same_read_comes_after_their_chunks() -> None:
     decoder = chunks.StreamChunks(PLACE)
-    assert decoder.feed([delta("a"), {"choices": "nope"}]) == ["a"]
-    assert decoder.error is not None and "unexpected choices" in str(decoder.error)
+    decoder.add(delta("a"))
+    with pytest.raises(ResponseError, match="unexpected choices"):
+        decoder.add({"choices": "nope"})
+    assert decoder.take() == ["a"]
 
 
 def test_logprobs_are_carried_in_a_chunk() -> None:
