@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import io
 import os
+import pty
+import re
+import select
+import socket
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
@@ -121,3 +127,142 @@ def run_process(args: List[str], env: Dict[str, str], **kw: Any) -> "subprocess.
                           timeout=WAIT, **kw)
     assert TOKEN not in done.stdout + done.stderr
     return done
+
+
+# ------------------------------------------------------------------------------ a relay that sees closes
+
+
+@dataclass
+class Relayed:
+    """One client connection through :class:`Relay`: what the client sent, and whether it closed."""
+
+    sent: bytearray
+    client_closed: "threading.Event"
+
+
+class Relay:
+    """A TCP relay on 127.0.0.1 in front of ``port``: the CLI talks to it as to the router, and the
+    test sees each connection's bytes and the moment the client closes it."""
+
+    def __init__(self, port: int) -> None:
+        self.target = ("127.0.0.1", port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.conns: List[Relayed] = []
+        self._sockets: List[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+
+    def carrying(self, marker: bytes) -> List[Relayed]:
+        """The connections whose client sent ``marker``."""
+        with self._lock:
+            return [conn for conn in self.conns if marker in conn.sent]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            conn = Relayed(bytearray(), threading.Event())
+            with self._lock:
+                self.conns.append(conn)
+                self._sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, conn), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, conn: Optional[Relayed]) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                if conn is not None:
+                    conn.client_closed.set()
+                try:
+                    sink.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            if conn is not None:
+                with self._lock:
+                    conn.sent += data
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        with self._lock:
+            sockets = list(self._sockets)
+        for sock in sockets:
+            sock.close()
+
+
+# ------------------------------------------------------------------------------ a pseudo-terminal
+
+# The child makes the pty its controlling terminal, so that Ctrl-C typed there is a real SIGINT.
+_LAUNCH = ("import fcntl, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+           "from hf_textgen.cli import main; sys.exit(main(sys.argv[1:]))")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")
+
+
+class Terminal:
+    """``hf-textgen ARGS`` on a pseudo-terminal (stdin, stdout and stderr), driven like a user."""
+
+    def __init__(self, args: List[str], env: Dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        self.process = subprocess.Popen([sys.executable, "-c", _LAUNCH, *args], stdin=slave, stdout=slave,
+                                        stderr=slave, env={**env, "TERM": "dumb"}, start_new_session=True)
+        os.close(slave)
+        self.master = master
+        self.screen = ""  # everything shown, escape sequences and carriage returns removed
+        self.seen = 0  # how much of it expect() has consumed
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def expect(self, text: str, wait: float = WAIT) -> str:
+        """Everything shown up to and including ``text``; fails after ``wait`` seconds without it."""
+        until = time.monotonic() + wait
+        while text not in self.screen[self.seen:]:
+            left = until - time.monotonic()
+            assert left > 0, f"{text!r} did not show within {wait} s; the screen after what was expected:\n{self.screen[self.seen:]}"
+            readable, _, _ = select.select([self.master], [], [], left)
+            if readable:
+                try:
+                    data = os.read(self.master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    data = b""
+                if not data:
+                    assert text in self.screen[self.seen:], f"the session ended without showing {text!r}:\n{self.screen[self.seen:]}"
+                    break
+                self.screen += _ESCAPES.sub("", data.decode("utf-8", "replace"))
+        end = self.screen.index(text, self.seen) + len(text)
+        shown, self.seen = self.screen[self.seen:end], end
+        return shown
+
+    def wait(self, wait: float = WAIT) -> int:
+        """The exit code, draining the terminal meanwhile."""
+        until = time.monotonic() + wait
+        while self.process.poll() is None:
+            assert time.monotonic() < until, f"the session did not end within {wait} s:\n{self.screen[self.seen:]}"
+            readable, _, _ = select.select([self.master], [], [], 0.05)
+            if readable:
+                try:
+                    self.screen += _ESCAPES.sub("", os.read(self.master, 65536).decode("utf-8", "replace"))
+                except OSError:
+                    pass
+        return self.process.returncode
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(WAIT)
+        os.close(self.master)

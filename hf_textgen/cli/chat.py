@@ -82,7 +82,9 @@ def run_turn(model: str, messages: List[Dict[str, Any]], options: Dict[str, Any]
 def cmd_chat(args: argparse.Namespace, notices: Notices) -> int:
     """``hf-textgen chat``."""
     if wants_session(args, sys.stdin):
-        raise UsageError("no prompt: give PROMPT, or pipe it on stdin")
+        from .session import run_session
+
+        return run_session(args, notices)
     prompt = read_prompt(args.prompt, sys.stdin)
     history = conversation.load(args.load) if args.load else []
     messages = conversation.with_system(history, args.system or conversation.system_of(history))

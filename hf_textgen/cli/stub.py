@@ -27,7 +27,10 @@ def stub_argv(args: argparse.Namespace) -> List[str]:
 
 def cmd_serve_stub(args: argparse.Namespace, notices: Notices) -> int:
     """Serve until Ctrl-C or SIGTERM."""
-    argv = stub_argv(args)
+    try:
+        argv = stub_argv(args)
+    except SystemExit as refused:  # a bad option after "--": the parser said why
+        return int(refused.code or 0)
     from hf_textgen import testing
 
     return int(testing.main(argv) or 0)
