@@ -9,7 +9,7 @@ from typing import Any, List
 import pytest
 
 from cli_support import LLAMA, PNG, TOKEN, Cli, cli, last_post, posts, stub  # noqa: F401
-from hf_textgen import Attempt, ProviderInfo, Trimmed
+from hf_textgen import Attempt, ProviderInfo
 from hf_textgen.cli.notices import Notices
 from hf_textgen.cli.output import ChatOutput, JsonChatOutput, render_chunk
 from hf_textgen.testing import StubServer

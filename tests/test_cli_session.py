@@ -2,13 +2,16 @@
 pseudo-terminal against the stand-in over loopback (typing, Ctrl-C, Ctrl-D, history)."""
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from cli_support import TOKEN, WAIT, Cli, Relay, Terminal, cli, posts, process_env, stub  # noqa: F401
+from cli_support import TOKEN, WAIT, Cli, FakeStdin, Relay, Terminal, cli, posts, process_env, stub  # noqa: F401
+from hf_textgen.cli import main
 from hf_textgen.cli.lineinput import LineReader
 from hf_textgen.testing import Provider, StubServer
 
@@ -266,8 +269,6 @@ def test_save_on_a_terminal_then_load(served: StubServer, relay: Relay, tmp_path
 
 
 def test_the_history_file_is_optional(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import io
-
     monkeypatch.setenv("HF_HOME", str(tmp_path / "a-file"))
     (tmp_path / "a-file").write_text("not a directory")
 
@@ -277,3 +278,19 @@ def test_the_history_file_is_optional(tmp_path: Path, monkeypatch: pytest.Monkey
 
     with LineReader(Tty("")) as reader:  # reading and writing the history fail: nothing is raised
         assert reader.history == str(tmp_path / "a-file" / "hf_textgen_history")
+
+
+class GoneReader(io.StringIO):
+    """A stdout whose reader has left: every write is a broken pipe."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_session_whose_output_nobody_reads_ends_quietly_with_141(chat: StubServer, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(sys, "stdin", FakeStdin("hi\nagain\n"))
+    monkeypatch.setattr(sys, "stdout", GoneReader())
+    assert main(["chat", "-i", "-m", CHAT]) == 141
+    assert len(posts(chat)) == 1  # the second message was never sent
+    assert "error" not in capsys.readouterr().err

@@ -108,6 +108,8 @@ def run_command(session: Session, line: str) -> bool:
         if handler is None:
             raise UsageError(f"unknown command {name}; /help lists the commands (// sends a message starting with /)")
         handler(session, rest.strip())
+    except BrokenPipeError:
+        raise
     except Exception as error:  # UsageError, ConfigurationError (bad model id, provider name): one line
         from .exits import error_message
 

@@ -59,7 +59,7 @@ class LineReader:
                 pass
 
     def _line(self, prompt: str) -> str:
-        return input(prompt if self.terminal else "")
+        return input(prompt) if self.terminal else input()
 
     def read(self) -> Optional[str]:
         """The next message; None at the end of input (Ctrl-D). Ctrl-C raises KeyboardInterrupt

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import warnings
 from types import TracebackType
-from typing import IO, Any, Callable, List, Optional, Type
+from typing import IO, Any, Callable, List, Optional, Tuple, Type
 
 from .exits import PROG
 
@@ -46,7 +46,7 @@ class Notices:
         self._buffer = _Buffer()
         self._verbose_handler: Optional[logging.Handler] = None
         self._warnings: List[warnings.WarningMessage] = []
-        self._catcher: Optional[warnings.catch_warnings] = None  # type: ignore[type-arg]
+        self._catcher: Optional[warnings.catch_warnings] = None
         self._level = logging.NOTSET
 
     def __enter__(self) -> Notices:
@@ -103,7 +103,7 @@ class Notices:
             self.err.flush()
 
 
-def _args(record: logging.LogRecord) -> tuple:
+def _args(record: logging.LogRecord) -> Tuple[Any, ...]:
     args = record.args
     if isinstance(args, tuple):
         return args

@@ -199,6 +199,7 @@ class JsonChatOutput:
 
     def note(self, text: str) -> None:
         self.err.write(f"[{text}]\n")
+        self.err.flush()
 
     def _failed_alone(self) -> None:
         if self.failed is not None:

@@ -52,6 +52,8 @@ class Session:
             else:
                 output.note("stopped before the answer began; your message was left out")
             return
+        except BrokenPipeError:  # nobody reads the answers any more: main() ends quietly
+            raise
         except Exception as error:  # every provider failed, a bad model id, ...: the session goes on
             if self.args.debug:
                 raise
