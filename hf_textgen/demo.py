@@ -58,6 +58,7 @@ def run_demo(url: str, stub_env: Mapping[str, str]) -> int:
     say()
     say("Against the real router, with a token from https://huggingface.co/settings/tokens:")
     say('  export HF_TOKEN=hf_...   then   hf-textgen chat "Hello!"')
+    say("or `hf-textgen chat` alone on a terminal for a conversation (/help lists its commands).")
     return code
 
 
