@@ -103,3 +103,15 @@ def test_shown_output_is_what_the_command_prints(stub: StubServer) -> None:
         done = subprocess.run(["bash", "-c", command], capture_output=True, text=True, env=shell_env(), timeout=120, stdin=subprocess.DEVNULL)
         printed = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", done.stdout)
         assert printed == expected, f"{command} printed:\n{printed}"
+
+
+def test_the_exit_code_table_is_the_codes() -> None:
+    from hf_textgen.cli import EXIT_CODES
+
+    text = README.read_text(encoding="utf-8")
+    table = text[text.index("| code | meaning |"):].split("\n\n", 1)[0].splitlines()[2:]
+    rows = {int(row.split("|")[1]): row.split("|", 2)[2].rsplit("|", 1)[0].strip() for row in table}
+    assert set(rows) == set(EXIT_CODES)
+    for code, meaning in EXIT_CODES.items():  # the README may add markup and an explanation
+        plain = rows[code].replace("`", "").replace("\\|", "|")
+        assert plain.startswith(meaning.split(" (")[0]), (code, rows[code], meaning)

@@ -30,10 +30,8 @@ Commands:
 
 def _check(model: str, providers: List[str]) -> None:
     """Refuse a bad model id or provider name now rather than at the next turn."""
-    try:
-        from hf_textgen.provider import check_routing
-    except ImportError:  # the library moved it: the next turn checks them
-        return
+    from hf_textgen.routing import check_routing
+
     from .chat import provider_choice
 
     check_routing(model, provider_choice(providers))
