@@ -83,7 +83,7 @@ def test_help_loads_nothing_beyond_the_package_and_the_standard_library() -> Non
     extra = {name for name in set(helped) - package if not name.startswith("hf_textgen.cli")}
     third_party = {name for name in extra if name.split(".")[0] not in STDLIB}
     assert third_party == set(), sorted(third_party)
-    assert not {"hf_textgen.testing", "hf_textgen.aio", "anyio", "readline"} & set(helped)
+    assert not {"hf_textgen.testing", "hf_textgen.aio", "anyio", "readline", "requests"} & set(helped)
 
 
 def test_cli_modules_import_only_the_standard_library_at_the_top() -> None:

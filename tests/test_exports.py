@@ -90,12 +90,23 @@ ALLOWED_THIRD_PARTY = {"hf_textgen", "requests", "urllib3", "sseclient", "charse
 ARTEFACTS = ("__main__", "_distutils_hack", "__editable__", "_cython_", "cython_runtime")
 
 
+def loaded_by(statement: str) -> "set[str]":
+    code = f"{statement}; import json, sys; print(json.dumps(sorted(sys.modules)))"
+    return set(json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout))
+
+
 def test_importing_the_package_loads_no_async_library() -> None:
-    code = "import hf_textgen, json, sys; print(json.dumps(sorted(sys.modules)))"
-    loaded = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    loaded = loaded_by("from hf_textgen import HuggingFaceAPI, Client, ChatResult, errors")
     tops = {name.split(".")[0] for name in loaded}
     assert not tops & {"anyio", "trio", "sniffio", "asyncio", "concurrent", "outcome"}
     assert "hf_textgen.aio" not in loaded and "hf_textgen.cli" not in loaded and "hf_textgen.testing" not in loaded
     third_party = {name for name in tops - set(sys.stdlib_module_names) if not name.startswith(ARTEFACTS)}
     assert third_party <= ALLOWED_THIRD_PARTY, sorted(third_party - ALLOWED_THIRD_PARTY)
     assert {"requests", "sseclient", "hf_textgen"} <= third_party
+
+
+def test_the_bare_package_loads_its_names_when_first_used() -> None:
+    bare = loaded_by("import hf_textgen")
+    assert "requests" not in bare and [name for name in bare if name.startswith("hf_textgen")] == ["hf_textgen"]
+    assert "requests" in loaded_by("import hf_textgen; hf_textgen.HuggingFaceAPI")
+    assert not hasattr(hf_textgen, "no_such_name") and "Client" in dir(hf_textgen)
