@@ -1,10 +1,12 @@
 """One request, one answer: POST, then bytes -> SSE payloads -> chunks (or one JSON answer ->
 chunks), in one loop over the body's reads.
 
-The body is read blocking, or (``cooperative``, for the async bridge) without blocking: once the
-answer's content has begun, the loop yields a :class:`~hf_textgen.types.Wait` (the socket and the
-time to wait until) where it would block, and the driver resumes it when the socket is readable.
-Before the first content it waits in place, since failover, which blocks, may still follow.
+The body is read blocking, or (``cooperative``, for the async bridge) without blocking: the loop
+yields a :class:`~hf_textgen.types.Wait` (the socket and the time to wait until) where it would
+block, and the driver resumes it when the socket is readable, before the first content as after
+it. Opening the request blocks: in cooperative mode a :data:`~hf_textgen.types.HANDOFF` comes
+first, so that a driver that must not block (the reactor, after a failover) moves the stream to a
+thread that may.
 
 The response is closed on every exit path, including a caller who stops iterating early; a fully
 read stream gives its connection back to the pool for the next call.
@@ -14,14 +16,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Iterator, Optional, Union
+from typing import Iterator, Optional
 
 from . import chunks, sse, transport
 from .deadlines import Deadlines
 from .errors import ModelNotSupportedError, ResponseError, ResponseStatusError, StreamTimeoutError
 from .transport import Body, SocketWatch, wait_readable, where
 from .catalog import provider_label
-from .types import Chunk, PreparedRequest, ProviderInfo, Wait
+from .types import HANDOFF, PreparedRequest, ProviderInfo, StreamItem, Wait
 
 logger = logging.getLogger("hf_textgen")
 
@@ -36,10 +38,11 @@ def answer(
     watch: Optional[SocketWatch] = None,
     cooperative: bool = False,
     max_event_bytes: int = sse.MAX_EVENT_BYTES,
-) -> Iterator[Union[Chunk, Wait]]:
-    """The chunks of one provider's answer (with ``cooperative``, Waits among them once content
-    has begun). For server-side routing (provider ``auto``) the provider named by the router's
+) -> Iterator[StreamItem]:
+    """The chunks of one provider's answer (with ``cooperative``, Waits and a Handoff among them). For server-side routing (provider ``auto``) the provider named by the router's
     ``x-inference-provider`` header comes first. ``watch`` lets another thread stop it."""
+    if cooperative:
+        yield HANDOFF
     sent = time.monotonic()
     try:
         opened = transport.post(request, plan, watch, cooperative)
@@ -86,11 +89,7 @@ def answer(
                     if payloads.done:
                         break
                 elif data is None:  # nothing has arrived yet (non-blocking)
-                    wait = reader.wait(started)
-                    if started:
-                        yield wait  # the driver resumes this loop when the socket is readable
-                    else:
-                        wait_readable(wait.sock, wait.until)
+                    yield reader.wait(started)  # the driver resumes this loop when the socket is readable
                 else:
                     break  # the connection closed
             if watch is not None and watch.fired:  # the caller left: what we read is no answer
@@ -99,7 +98,7 @@ def answer(
             cut = stream.cut(payloads.done)
             if cut is not None:
                 raise _located(cut, request.provider)
-            complete = yield from _drain(body, started)
+            complete = yield from _drain(body)
         elif "json" in content_type:
             payload = transport.decode_json(_read_all(reader), place)
             yield from chunks.completion_chunks(payload, place)
@@ -169,7 +168,7 @@ class _Reader:
         )
 
 
-def _drain(body: Body, started: bool) -> Iterator[Wait]:
+def _drain(body: Body) -> Iterator[Wait]:
     """After ``[DONE]``: read the end of the body (its chunked framing often arrives just after),
     up to a second and ``DRAIN_LIMIT`` bytes; return whether the connection may be reused."""
     until, drained = time.monotonic() + transport.DRAIN_SECONDS, 0
@@ -182,10 +181,7 @@ def _drain(body: Body, started: bool) -> Iterator[Wait]:
         if data is None:
             if time.monotonic() >= until:
                 return False
-            if started:
-                yield Wait(body.sock, until)
-            else:
-                wait_readable(body.sock, until)
+            yield Wait(body.sock, until)
         elif not data:
             return body.reusable
         else:

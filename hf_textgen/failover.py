@@ -14,12 +14,12 @@ from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, 
 
 from .errors import ConfigurationError, ConnectError, HFTextGenError, RateLimitError, ResponseStatusError, StreamTimeoutError, exhausted
 from .catalog import provider_label
-from .types import Attempt, Chunk, PreparedRequest, ProviderInfo
+from .types import Attempt, Chunk, Marker, PreparedRequest, ProviderInfo
 
 logger = logging.getLogger("hf_textgen")
 
 # 402 credits, 403 spending limit, 404 not served there, 408 timeout, 429 rate limit; 5xx below.
-T = TypeVar("T")  # what an answer yields besides chunks (the async bridge's wake-up markers): passed on as is
+T = TypeVar("T")  # what an answer yields besides chunks (the async bridge's markers): passed on as is
 
 FAILOVER_STATUSES = frozenset({402, 403, 404, 408, 429})
 RATE_LIMIT_RETRIES = 1  # per provider, with retry_rate_limited on
@@ -90,6 +90,9 @@ def run(
             chunks = answer(request)
             try:  # only an error before the first chunk may move on to the next provider
                 first = next(chunks)
+                while isinstance(first, Marker):  # the async bridge's business, not content
+                    yield first
+                    first = next(chunks)
             except StopIteration:
                 return
             except HFTextGenError as error:

@@ -138,7 +138,14 @@ class PreparedRequest:
         return f"PreparedRequest(url={self.url!r}, provider={self.provider!r}, model={self.model!r})"
 
 
-class Wait:
+class Marker:
+    """Base of the internal items a cooperative (async bridge) stream yields among its chunks to
+    tell its driver what it needs; never content, never seen by a user."""
+
+    __slots__ = ()
+
+
+class Wait(Marker):
     """Internal, never reaches a user: yielded through a stream's generators, in place of blocking,
     when its socket has nothing to read and the stream reads cooperatively (the async bridge). The
     driver resumes the generator once ``sock`` is readable or at ``until`` (``time.monotonic()``),
@@ -151,5 +158,15 @@ class Wait:
         self.until = until
 
 
-#: What a call's generator yields: chunks, and in cooperative mode (the async bridge) Waits.
-StreamItem = Union[Chunk, Wait]
+class Handoff(Marker):
+    """Internal, never reaches a user: yielded (cooperative reading only) just before a step that
+    blocks, opening a request. A driver that must not block (the async bridge's reactor thread)
+    hands the stream to a thread that may, and resumes it there."""
+
+    __slots__ = ()
+
+
+HANDOFF = Handoff()
+
+#: What a call's generator yields: chunks, and in cooperative mode (the async bridge) Waits and Handoffs.
+StreamItem = Union[Chunk, Wait, Handoff]

@@ -1,6 +1,8 @@
 """A stream's way through the threads: a pooled worker opens and iterates it until its first
-:class:`~hf_textgen.types.Wait`, then hands it to the reactor and is free; an iterator that never
-waits keeps its worker to the end. Standard library only."""
+:class:`~hf_textgen.types.Wait`, then hands it to the reactor and is free; the reactor hands it
+back to a worker at a :class:`~hf_textgen.types.Handoff` (a blocking step ahead, such as opening
+the next provider's request after a failover). An iterator that never waits keeps its worker to
+the end. Standard library only."""
 from __future__ import annotations
 
 import functools
@@ -8,7 +10,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from ..types import Wait
+from ..types import Handoff, Wait
 from . import reactor, threads
 from .channel import Channel
 from .threads import close_iterator
@@ -16,20 +18,24 @@ from .threads import close_iterator
 T = TypeVar("T")
 
 
-def work(channel: Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
-    """The worker thread's body: open and iterate; at the first :class:`Wait`, hand the iterator to
-    the reactor and exit; otherwise close the iterator here at the end, then report."""
-    iterator: Iterator[T] | None = None
+def work(channel: Channel[T], open_iter: Callable[[], Iterator[T]], iterator: Iterator[T] | None = None) -> None:
+    """The worker thread's body: open (unless resuming ``iterator``) and iterate; at a
+    :class:`Wait`, hand the iterator to the reactor and exit; otherwise close the iterator here at
+    the end, then report."""
     error: BaseException | None = None
     handed_over = False
     try:
-        iterator = open_iter()
+        if iterator is None:
+            iterator = open_iter()
         put = channel.put
         for item in iterator:
-            if item.__class__ is Wait:
-                reactor.reactor.adopt(channel, iterator)
+            kind = item.__class__
+            if kind is Wait:
+                reactor.reactor.adopt(channel, iterator, hand_back)
                 handed_over = True
                 break
+            if kind is Handoff:  # a worker may block: go on
+                continue
             if not put(item):
                 break
     except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -37,6 +43,18 @@ def work(channel: Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:
     finally:
         if not handed_over:
             channel.finish(close_iterator(iterator, error))
+
+
+def hand_back(channel: Channel[T], iterator: Iterator[T]) -> None:
+    """Resume ``iterator`` in a pooled worker (the reactor met a Handoff)."""
+    try:
+        threads.pool.submit(functools.partial(work, channel, _no_opening, iterator))
+    except BaseException as exc:
+        channel.finish(close_iterator(iterator, exc))
+
+
+def _no_opening() -> Iterator[T]:  # pragma: no cover - work() is given the iterator itself
+    raise AssertionError("a resumed stream is already open")
 
 
 def start_worker(channel: Channel[T], open_iter: Callable[[], Iterator[T]]) -> None:

@@ -10,10 +10,10 @@ import selectors
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..types import Wait
+from ..types import Handoff, Wait
 from .channel import Channel
 from .threads import close_iterator, spawn, working
 
@@ -23,11 +23,12 @@ log = logging.getLogger("hf_textgen.aio")
 class Parked:
     """A stream the reactor owns: its iterator, and the socket and time it waits for."""
 
-    __slots__ = ("channel", "iterator", "sock", "until", "scheduled", "queued", "over")
+    __slots__ = ("channel", "iterator", "hand_back", "sock", "until", "scheduled", "queued", "over")
 
-    def __init__(self, channel: Channel[Any], iterator: Iterator[Any]) -> None:
+    def __init__(self, channel: Channel[Any], iterator: Iterator[Any], hand_back: Callable[[Channel[Any], Iterator[Any]], None]) -> None:
         self.channel = channel
         self.iterator = iterator
+        self.hand_back = hand_back  # resumes the iterator in a worker thread
         self.sock: Any = None  # registered with the selector while not None
         self.until = math.inf
         self.scheduled: float | None = None  # the time of its live entry in the reactor's heap
@@ -55,10 +56,10 @@ class Reactor:
         self._sequence = itertools.count()
 
     # -- any thread -------------------------------------------------------------------------------------
-    def adopt(self, channel: Channel[Any], iterator: Iterator[Any]) -> None:
+    def adopt(self, channel: Channel[Any], iterator: Iterator[Any], hand_back: Callable[[Channel[Any], Iterator[Any]], None]) -> None:
         """Take over ``iterator``, which has just yielded a :class:`Wait`. Only this thread touches
         the selector, so the stream is resumed here first: its reader tries again, then waits anew."""
-        stream = Parked(channel, iterator)
+        stream = Parked(channel, iterator, hand_back)
         with channel.lock:
             channel.resume_producer = lambda: self._resume(stream)
         self._resume(stream)
@@ -150,8 +151,13 @@ class Reactor:
             offer = channel.offer
             if not channel.stopped:
                 for item in iterator:
-                    if item.__class__ is Wait:
+                    kind = item.__class__
+                    if kind is Wait:
                         self._park(stream, item)
+                        return
+                    if kind is Handoff:  # a blocking step ahead: not in this thread
+                        self._release(stream)
+                        stream.hand_back(channel, iterator)
                         return
                     if not offer(item):
                         if channel.stopped:
@@ -160,14 +166,17 @@ class Reactor:
                         return
         except BaseException as exc:  # handed to the consumer, which re-raises it
             error = exc
+        self._release(stream)
+        channel.finish(close_iterator(iterator, error))
+
+    def _release(self, stream: Parked) -> None:
+        """The stream leaves the reactor (it ended, or goes back to a worker)."""
         stream.over = True
         stream.scheduled = None  # its heap entries are stale now
         self._unregister(stream)
-        error = close_iterator(iterator, error)
         stream.iterator = None  # type: ignore[assignment]
-        with channel.lock:
-            channel.resume_producer = None
-        channel.finish(error)
+        with stream.channel.lock:
+            stream.channel.resume_producer = None
 
     def _park(self, stream: Parked, wait: Wait) -> None:
         if stream.sock is not wait.sock:
