@@ -508,6 +508,12 @@ def test_a_bad_timeout_is_refused_before_any_request(mock: responses.RequestsMoc
     refused_before_sending(mock, ConfigurationError, lambda: complete(timeout=-1))
 
 
+@pytest.mark.parametrize("cap", [-1, float("nan"), "5", True])
+def test_a_bad_retry_cap_is_refused_before_any_request(mock: responses.RequestsMock, cap: Any) -> None:
+    error = refused_before_sending(mock, ConfigurationError, lambda: complete(retry_rate_limited=cap))
+    assert "retry_rate_limited" in str(error)
+
+
 # -- non-stream answers ---------------------------------------------------------------------------------
 
 
