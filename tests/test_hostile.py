@@ -120,13 +120,13 @@ def test_the_first_token_deadline_is_lifted_once_content_flows(lab: Lab, driver:
     def first_then_a_pause(conn: Conn) -> None:
         conn.head(framing=framing)
         conn.body(event(delta("first")))
-        conn.wait(0.7)  # longer than first_token, far shorter than read
+        conn.wait(0.8)  # longer than first_token, far shorter than read
         for data in chat_stream(" second"):
             conn.body(data)
         conn.end()
 
     server = lab.serve(first_then_a_pause)
-    outcome = driver.collect(api_base=base(server), timeout=Timeouts(connect=5, read=5, first_token=0.4))
+    outcome = driver.collect(api_base=base(server), timeout=Timeouts(connect=5, read=5, first_token=0.5))
     assert outcome.error is None and outcome.text == "first second"
     lab.assert_clean(closed=framing == "close")  # a finished chunked stream's connection goes back to the pool
 
@@ -291,6 +291,7 @@ PAYLOADS: Dict[str, Tuple[Script, type, str, str, bool]] = {
     "text-200": (answer(200, b"Welcome", "text/plain"), ResponseError, r"HTTP 200 .*'text/plain'.*{url}", "", False),
     "no-content-type-200": (answer(200, b"Welcome", ""), ResponseError, r"HTTP 200 .*'none'.*{url}", "", False),
     "json-error-200": (answer(200, {"error": "Model too busy, unable to get response"}), ResponseError, "Model too busy", "", False),
+    "json-error-object-200": (answer(200, {"error": {"message": "model is overloaded", "type": "server_error"}}), ResponseError, "model is overloaded", "", False),
     "event-error": (sse_body(event({"message": "upstream overloaded"}, name="error")), ResponseError, "upstream overloaded", "a", True),
     "stream-openai": (
         sse_body(event({"error": {"message": "context length exceeded", "type": "invalid_request_error", "code": "context_length_exceeded"}})),
@@ -344,7 +345,6 @@ def test_errors_in_the_body_become_typed_errors_with_the_servers_message(lab: La
 # -- failover on the wire ---------------------------------------------------------------------------------
 # (Which statuses move on and which raise, and the error when all fail: test_provider, request level.)
 
-STALLED_AFTER_A_COMMENT = Timeouts(connect=5, read=0.5)
 
 
 @pytest.mark.parametrize("failure", ["503", "stall-before-content", "reset-before-headers"])
@@ -355,7 +355,7 @@ def test_failover_to_the_next_provider_before_content(lab: Lab, driver: Driver, 
         "reset-before-headers": lambda conn: conn.reset_now(),
     }[failure]
     server = lab.hub_and_router(hub(mapping("first", "second"), {"first": first, "second": stream(chat_stream("from", " b"))}))
-    outcome = driver.collect(timeout=STALLED_AFTER_A_COMMENT)
+    outcome = driver.collect(**({"timeout": Timeouts(connect=5, read=0.5)} if failure == "stall-before-content" else {}))
     assert outcome.error is None
     attempt = outcome.chunks[1]
     assert outcome.chunks == [
@@ -393,7 +393,7 @@ def test_no_failover_after_content_was_yielded(lab: Lab, driver: Driver, ending:
             conn.hold()
 
     server = lab.hub_and_router(hub(mapping("first", "second"), {"first": first, "second": stream(chat_stream("other"))}))
-    outcome = driver.collect(timeout=Timeouts(connect=5, read=0.5))
+    outcome = driver.collect(**({"timeout": Timeouts(connect=5, read=0.5)} if ending == "stall" else {}))
     error = outcome.raised(ResponseError, message)
     assert outcome.text == "partial" and not hasattr(error, "attempts")
     assert not [chunk for chunk in outcome.chunks if isinstance(chunk, Attempt)]
