@@ -4,7 +4,7 @@ import pytest
 
 from hf_textgen import hub
 
-from support import FRAMINGS
+from support import FRAMINGS, Driver, Lab
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -27,3 +27,19 @@ def no_cached_mappings() -> Iterator[None]:
 def framing(request: pytest.FixtureRequest) -> str:
     """Chunked and close-delimited bodies."""
     return request.param
+
+
+@pytest.fixture(params=["sync", "asyncio", "trio"])
+def driver(request: pytest.FixtureRequest) -> Driver:
+    """The case run through ``create_completion``, and ``create_async_generator`` on asyncio and trio."""
+    return Driver(request.param)
+
+
+@pytest.fixture
+def lab(monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
+    """Loopback servers with no token or Hub/router URL from the environment; stopped at the end."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_TEXTGEN_ROUTER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    lab = Lab(monkeypatch)
+    yield lab
+    lab.stop()

@@ -26,7 +26,7 @@ from hf_textgen.types import Wait
 
 pytestmark = pytest.mark.anyio
 
-WAIT = 2.0  # bounded waits; the design makes them ~immediate
+WAIT = 5.0  # bounded waits, failing the test when exceeded; the design makes them ~immediate
 
 
 def os_threads(idle_too: bool = False) -> int:
@@ -296,10 +296,12 @@ async def test_a_failing_interrupt_does_not_break_aclose(server: StallingServer)
 
 async def test_a_fast_endless_producer_can_be_cancelled() -> None:
     received = 0
-    with anyio.move_on_after(0.1):
+    with anyio.CancelScope() as scope:
         async for _ in iterate_in_thread(itertools.count):
             received += 1
-    assert received > 0
+            if received == 1000:  # the worker runs ahead meanwhile, as fast as it can
+                scope.cancel()
+    assert scope.cancelled_caught and received >= 1000
     await wait_until(no_workers)
 
 
@@ -348,7 +350,7 @@ async def test_the_loop_keeps_running_while_the_worker_blocks() -> None:
     assert ticks == 20
 
 
-async def test_200_streams_run_at_once() -> None:
+async def test_200_blocked_workers_run_at_once_each_in_its_own_thread() -> None:
     streams = 200
     first_items = 0
     finished = 0
@@ -487,9 +489,10 @@ async def test_the_reactor_stops_reading_for_a_slow_consumer() -> None:
     with socket_pairs(1) as [(ours, sender)]:
         sender.sendall(b"first\n")
         writer = threading.Thread(target=lambda: (sender.sendall(b"x\n" * lines), sender.shutdown(socket.SHUT_WR)))
-        consumed = worst_lead = 0
+        worst_lead = 0
         async with iterate_in_thread(lambda: counted(ours), max_buffer=max_buffer) as iterator:
             assert await iterator.__anext__() == b"first"
+            consumed = 1  # ``produced`` counted it too (not counting it here made the lead one too many)
             await wait_until(lambda: aio.live_workers() == 1)  # only the reactor reads it now
             writer.start()
             async for _ in iterator:
@@ -498,7 +501,7 @@ async def test_the_reactor_stops_reading_for_a_slow_consumer() -> None:
                 if consumed % 997 == 0:  # a prime: pauses land at every position within a batch
                     await anyio.sleep(0.005)  # let the reactor run as far ahead as it can
         writer.join(WAIT)
-    assert consumed == lines
+    assert consumed == 1 + lines
     # ``produced`` counts an item when the generator yields it, a step before the reactor offers it
     assert 0 < worst_lead <= max_buffer + 1
     await wait_until(no_workers)
@@ -524,6 +527,7 @@ async def test_leaving_a_parked_stream_closes_its_iterator_without_an_interrupt(
     await wait_until(no_workers)
 
 
+@pytest.mark.slow
 async def test_idle_pooled_threads_exit_on_their_own() -> None:
     threads_before = os_threads(idle_too=True) - aio.idle_workers()
     assert await collect(iterate_in_thread(lambda: iter(range(3)))) == [0, 1, 2]

@@ -1,244 +1,170 @@
-"""The async API (``create_async_generator``, ``get_mapping``, ``get_models_async``) on asyncio and
-trio, end to end on loopback servers: parity with the sync API, every early exit closing the
-connection while the server is stalled, error parity, a free event loop, 200 streams at once."""
+"""What only the async API has, on asyncio and trio, on loopback servers: awaitable Hub look-ups, a
+free event loop while a stream waits, and the reactor, which reads streams past their first content
+without a thread each (plain and TLS), with the sync API's timeouts.
+
+Parity with the sync API (chunks, errors, early exits, connection reuse) is checked by running
+each case of test_streaming and test_hostile through every driver.
+"""
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, AsyncIterator, List, Tuple
 
 import anyio
 import pytest
 
-from hf_textgen import HuggingFaceAPI, aio
-from hf_textgen.errors import PaymentRequiredError, ResponseError, StreamTimeoutError
+from hf_textgen import HuggingFaceAPI, aio, transport
+from hf_textgen.errors import StreamTimeoutError
 from hf_textgen.types import Timeouts
 
 from support import (
+    MESSAGES,
+    MODEL,
+    TOKEN,
     WAIT,
-    Exchange,
+    Conn,
+    Lab,
     ScriptedServer,
     chat_stream,
-    delta,
-    mapping_handler,
-    routes,
+    mapping,
     self_signed_certificate,
-    sse_event,
-    stalling_handler,
-    status_handler,
-    stream_handler,
+    stall,
+    text_events,
     tls_context,
 )
 
 pytestmark = pytest.mark.anyio
 
-MESSAGES = [{"role": "user", "content": "Hi"}]
 EVENTS = chat_stream("Hel", "lo", " there ", "\n", usage={"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5})
-TIMEOUTS = Timeouts(connect=2, read=10)
+TIMEOUTS = Timeouts(connect=5, read=10)
+
+
+@pytest.fixture
+async def lab(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Lab]:
+    """conftest's ``lab``, set up inside the running loop: the leak checks' baseline includes the
+    loop's own threads and sockets (asyncio's self-pipe; the I/O thread of trio's guest mode, in
+    which anyio's test runner drives trio, started at the loop's first wait, hence the sleep)."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_TEXTGEN_ROUTER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    await anyio.sleep(0.01)
+    lab = Lab(monkeypatch)
+    yield lab
+    lab.stop()
 
 
 def stream(server: ScriptedServer, **kwargs: Any) -> AsyncIterator[Any]:
-    return HuggingFaceAPI.create_async_generator(
-        "org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=TIMEOUTS, **kwargs
-    )
+    kwargs = {"timeout": TIMEOUTS, **kwargs}
+    return HuggingFaceAPI.create_async_generator(MODEL, MESSAGES, api_base=server.url + "/v1", api_key=TOKEN, **kwargs)
 
 
-async def no_workers_left() -> None:
+def sync_chunks(server: ScriptedServer, **kwargs: Any) -> List[Any]:
+    kwargs = {"timeout": TIMEOUTS, **kwargs}
+    return list(HuggingFaceAPI.create_completion(MODEL, MESSAGES, api_base=server.url + "/v1", api_key=TOKEN, **kwargs))
+
+
+async def until(condition: Any) -> None:
+    """Poll without blocking the loop, for ``WAIT`` at most."""
     with anyio.fail_after(WAIT):
-        while aio.live_workers():
+        while not condition():
             await anyio.sleep(0.01)
 
 
-async def test_same_chunks_as_the_sync_api(framing: str) -> None:
-    with ScriptedServer(stream_handler(EVENTS, framing)) as server:
-        sync = list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test"))
-        got = [chunk async for chunk in stream(server)]
-    assert got == sync and "Hel" in got and " there " in got
-    await no_workers_left()
+async def no_workers_left() -> None:
+    await until(lambda: aio.live_workers() == 0)
 
 
-async def test_errors_arrive_with_the_same_type_and_message() -> None:
-    with ScriptedServer(status_handler(402, "credits exhausted")) as server:
-        with pytest.raises(PaymentRequiredError) as sync_error:
-            list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test"))
-        with pytest.raises(PaymentRequiredError) as async_error:
-            async for _ in stream(server):
-                pass
-    assert str(async_error.value) == str(sync_error.value) and "credits exhausted" in str(async_error.value)
-    await no_workers_left()
+def gated(gate: threading.Event, first: int = 1, timeout: float = WAIT, every: float = 0.01) -> Any:
+    """Send the first ``first`` events of EVENTS, wait for ``gate`` (looking every ``every`` s), then
+    the rest. A gate still closed after ``timeout`` cuts the stream: the client fails, not hangs."""
 
-
-async def test_bad_input_raises_at_the_call_before_anything_is_sent() -> None:
-    with pytest.raises(ValueError):
-        HuggingFaceAPI.create_async_generator("../x", MESSAGES, api_key="hf_test")
-    assert aio.live_workers() == 0
-
-
-async def first_content(chunks: AsyncIterator[Any]) -> None:
-    """Iterate up to the first text delta: the server has then sent it and stalls."""
-    async for chunk in chunks:
-        if chunk == "first":
+    def script(conn: Conn) -> None:
+        conn.head()
+        for data in EVENTS[:first]:
+            conn.body(data)
+        if not conn.wait_for(gate, timeout, every):
+            conn.cut()
             return
+        for data in EVENTS[first:]:
+            conn.body(data)
+        conn.end()
+
+    return script
 
 
-async def leave_by_break(chunks: AsyncIterator[Any]) -> None:
-    async for chunk in chunks:
-        if chunk == "first":
-            break
-    del chunks  # dropped without aclose: the safety net must stop the worker
+async def test_get_mapping_and_get_models_are_awaitable(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    backoffs: List[int] = []
+    monkeypatch.setattr(transport, "_back_off", lambda plan, attempt: backoffs.append(attempt))
+
+    def hub(conn: Conn) -> None:
+        if conn.request.path.startswith(f"/api/models/{MODEL}"):
+            conn.reply_json(200, {"id": MODEL, "inferenceProviderMapping": mapping("together", together="org/model-turbo")})
+        else:  # the listing
+            conn.reply_json(500, {"error": "listing is down"})
+
+    server = lab.hub_and_router(hub)
+    got = await HuggingFaceAPI.get_mapping(MODEL, api_key=TOKEN)
+    assert list(got) == ["together"] and got["together"]["providerId"] == "org/model-turbo"
+    models = await HuggingFaceAPI.get_models_async(refresh=True, api_key=TOKEN)
+    assert models == HuggingFaceAPI.fallback_models  # the listing answered 500, thrice: the fallback, no raise
+    assert backoffs == [0, 1] and len(server.requests("GET")) == 4  # (anyio's pooled threads ran them: no thread check)
 
 
-async def leave_by_aclose(chunks: AsyncIterator[Any]) -> None:
-    await first_content(chunks)
-    await chunks.aclose()  # type: ignore[attr-defined]
-
-
-async def leave_by_async_with(chunks: AsyncIterator[Any]) -> None:
-    async with chunks as entered:  # type: ignore[attr-defined]
-        await first_content(entered)
-
-
-async def leave_by_consumer_error(chunks: AsyncIterator[Any]) -> None:
-    with pytest.raises(KeyError):
-        async for chunk in chunks:
-            if chunk == "first":
-                raise KeyError("consumer bug")
-
-
-async def leave_by_cancellation(chunks: AsyncIterator[Any]) -> None:
-    with anyio.CancelScope() as scope:
-        await first_content(chunks)
-        scope.cancel()
-        await chunks.__anext__()  # waits on the stalled server: cancelled
-
-
-async def leave_by_fail_after(chunks: AsyncIterator[Any]) -> None:
-    await first_content(chunks)
-    with pytest.raises(TimeoutError):
-        with anyio.fail_after(0.3):
-            await chunks.__anext__()
-
-
-@pytest.mark.parametrize(
-    "leave",
-    [leave_by_break, leave_by_aclose, leave_by_async_with, leave_by_consumer_error, leave_by_cancellation, leave_by_fail_after],
-)
-async def test_every_early_exit_closes_the_connection_while_the_server_stalls(leave: Any, framing: str) -> None:
-    gate = threading.Event()  # never opened: the server stalls after the first event
-    with ScriptedServer(stalling_handler([sse_event(delta("first"))], gate, framing), gates=[gate]) as server:
-        await leave(stream(server))
-        exchange = server.requests()[0]
-        with anyio.fail_after(WAIT):
-            while not exchange.closed_by_client.is_set():
-                await anyio.sleep(0.01)
-    await no_workers_left()
-
-
-async def test_the_loop_keeps_running_during_a_stalled_stream() -> None:
+async def test_the_loop_keeps_running_while_a_stream_waits(lab: Lab) -> None:
+    """The server holds the next event until a ticker on the loop has ticked 20 times: were the
+    loop blocked while the stream waits, the ticker could not tick and the stream would be cut."""
     gate = threading.Event()
+    server = lab.serve(gated(gate, first=1))
     ticks = 0
 
     async def ticker() -> None:
         nonlocal ticks
-        while True:
+        while ticks < 20:
+            await anyio.sleep(0.001)
             ticks += 1
-            await anyio.sleep(0.005)
+        gate.set()
 
-    with ScriptedServer(stalling_handler([sse_event(delta("a"))], gate), gates=[gate]) as server:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(ticker)
-            chunks = stream(server)
-            await chunks.__anext__()  # ProviderInfo
-            assert await chunks.__anext__() == "a"
-            before = ticks
-            with anyio.move_on_after(0.3):  # the worker is blocked in recv meanwhile
-                await chunks.__anext__()
-            assert ticks - before >= 10
-            await chunks.aclose()  # type: ignore[attr-defined]
-            tasks.cancel_scope.cancel()
+    chunks = stream(server)
+    assert [await chunks.__anext__(), await chunks.__anext__()][1] == "Hel"
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(ticker)
+        assert await chunks.__anext__() == "lo"  # waits for the server, which waits for the ticker
+    assert ticks == 20
+    await chunks.aclose()  # type: ignore[attr-defined]
+    await no_workers_left()
+    lab.assert_clean(closed=False)
 
 
-async def test_200_streams_run_at_once() -> None:
+@pytest.mark.slow
+async def test_200_stalled_http_streams_wait_in_one_reactor_thread(lab: Lab) -> None:
+    """200 streams past their first content, all stalled by the server: no thread each, the
+    reactor alone holds them; then all 200 finish."""
     streams = 200
     gate = threading.Event()
     firsts = 0
     everyone_started = anyio.Event()
+    server = lab.serve(gated(gate, first=2, timeout=6 * WAIT, every=0.1))  # "Hel", "lo", then the stall
 
     async def one() -> List[Any]:
         nonlocal firsts
         got = []
         async for chunk in stream(server):
             got.append(chunk)
-            if chunk == "first":
+            if chunk == "lo":
                 firsts += 1
                 if firsts == streams:
                     everyone_started.set()
         return got
 
-    def handle(exchange: Exchange) -> None:
-        exchange.stream([sse_event(delta("first"))])
-        if not exchange.hold(gate, timeout=30):  # stalls until every stream has its first event
-            exchange.chunk(sse_event(delta(finish="stop")) + b"data: [DONE]\n\n")
-            exchange.end()
-
-    with ScriptedServer(handle, gates=[gate]) as server:
-        async with anyio.create_task_group() as tasks:
-            for _ in range(streams):
-                tasks.start_soon(one)
-            with anyio.fail_after(20):  # all 200 hold their first event while every server stream stalls
-                await everyone_started.wait()
-            with anyio.fail_after(WAIT):  # past their first content, all 200 wait in one reactor thread
-                while aio.live_workers() != 1:
-                    await anyio.sleep(0.01)
-            gate.set()
-    assert firsts == streams
+    async with anyio.create_task_group() as tasks:
+        for _ in range(streams):
+            tasks.start_soon(one)
+        with anyio.fail_after(6 * WAIT):  # all 200 hold their first content while every server stream stalls
+            await everyone_started.wait()
+        await until(lambda: aio.live_workers() == 1)  # past their first content, all 200 wait in one reactor thread
+        gate.set()
+    assert firsts == streams and len(server.requests("POST")) == streams
     await no_workers_left()
-
-
-async def test_get_mapping_and_get_models_are_awaitable(monkeypatch: pytest.MonkeyPatch) -> None:
-    mapping = mapping_handler({"together": "org/model-turbo"})
-    with ScriptedServer(routes({"GET /api/models/": mapping, "GET /api/models?": status_handler(500)})) as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        got = await HuggingFaceAPI.get_mapping("org/model", api_key="hf_test")
-        assert list(got) == ["together"] and got["together"]["providerId"] == "org/model-turbo"
-        models = await HuggingFaceAPI.get_models_async(refresh=True, api_key="hf_test")
-    assert models == HuggingFaceAPI.fallback_models  # the listing answered 500: the fallback, no raise
-
-
-async def test_an_error_mid_stream_reaches_the_consumer_after_the_content() -> None:
-    events = [sse_event(delta("a")), b'data: {"error": {"message": "GPU on fire"}}\n\n']
-    with ScriptedServer(stream_handler(events)) as server:
-        got = []
-        with pytest.raises(ResponseError, match="GPU on fire"):
-            async for chunk in stream(server):
-                got.append(chunk)
-    assert got[1:] == ["a"]
-    await no_workers_left()
-
-
-# -- the reactor: streams past their first content are read without blocking ------------------------------
-
-
-async def test_finished_streams_give_their_connection_back_for_the_next_call(framing: str) -> None:
-    with ScriptedServer(stream_handler(EVENTS, framing)) as server:
-        first = [chunk async for chunk in stream(server)]
-        second = [chunk async for chunk in stream(server)]
-        sync = list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test"))
-    assert first == second == sync and "Hel" in first
-    # chunked: one keep-alive connection, back in blocking mode for the sync call; close-delimited: one each
-    assert server.connections == (1 if framing == "chunked" else 3)
-
-
-async def test_the_end_of_the_chunked_body_may_come_after_done() -> None:
-    def handle(exchange: Exchange) -> None:
-        exchange.stream(EVENTS)
-        time.sleep(0.1)  # the last chunk comes late: the connection is still worth keeping
-        exchange.end()
-
-    with ScriptedServer(handle) as server:
-        runs = [[chunk async for chunk in stream(server)] for _ in range(2)]
-    assert runs[0] == runs[1] and "Hel" in runs[0]
-    assert server.connections == 1
+    lab.assert_clean(closed=False)
 
 
 @pytest.fixture(scope="module")
@@ -246,48 +172,37 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, str]:
     return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
-async def test_a_tls_stream_is_read_without_blocking_too(certificate: Tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_tls_stream_is_read_without_blocking_too(lab: Lab, certificate: Tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate[0])
     gate = threading.Event()
-
-    def handle(exchange: Exchange) -> None:
-        exchange.stream(EVENTS[:1])
-        if not exchange.hold(gate):
-            for event in EVENTS[1:]:
-                exchange.chunk(event)
-            exchange.end()
-
-    with ScriptedServer(handle, gates=[gate], tls=tls_context(*certificate)) as server:
-        assert server.url.startswith("https://")
-        sync = list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=TIMEOUTS))
-        gate.clear()
-        chunks = stream(server)
-        got = [await chunks.__anext__(), await chunks.__anext__()]
-        with anyio.fail_after(WAIT):  # the server stalls: the stream waits in the reactor, its worker is free
-            while aio.live_workers() != 1:
-                await anyio.sleep(0.01)
-        gate.set()
-        got += [chunk async for chunk in chunks]
-    assert got == sync and "Hel" in got
+    server = lab.serve(gated(gate, first=1), tls=tls_context(*certificate))
+    assert server.url.startswith("https://")
+    gate.set()
+    sync = sync_chunks(server)
+    gate.clear()
+    chunks = stream(server)
+    got = [await chunks.__anext__(), await chunks.__anext__()]
+    await until(lambda: aio.live_workers() == 1)  # the server stalls: the stream waits in the reactor, its worker is free
+    gate.set()
+    got += [chunk async for chunk in chunks]
+    assert got == sync and "Hel" in got and server.connections == 1
     await no_workers_left()
+    lab.assert_clean(closed=False)
 
 
-async def test_a_stall_after_content_times_out_in_the_reactor_as_in_the_sync_api(framing: str) -> None:
-    gate = threading.Event()  # never opened: the server stalls after the first event
-    short = Timeouts(connect=2, read=0.3)
-    with ScriptedServer(stalling_handler([sse_event(delta("first"))], gate, framing), gates=[gate]) as server:
-        with pytest.raises(StreamTimeoutError) as sync_error:
-            list(HuggingFaceAPI.create_completion("org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=short))
-        got: List[Any] = []
-        with pytest.raises(StreamTimeoutError) as async_error:
-            async for chunk in HuggingFaceAPI.create_async_generator(
-                "org/model", MESSAGES, api_base=server.url + "/v1", api_key="hf_test", timeout=short
-            ):
-                got.append(chunk)
-                if chunk == "first":  # the worker hands the stream to the reactor once it waits
-                    with anyio.fail_after(WAIT):
-                        while aio.live_workers() != 1:
-                            await anyio.sleep(0.01)
+async def test_a_stall_after_content_times_out_in_the_reactor_as_in_the_sync_api(lab: Lab, framing: str) -> None:
+    server = lab.serve(stall(text_events("first"), framing))
+    short = Timeouts(connect=5, read=0.5)
+    with pytest.raises(StreamTimeoutError) as sync_error:
+        sync_chunks(server, timeout=short)
+    got: List[Any] = []
+    with pytest.raises(StreamTimeoutError) as async_error:
+        async for chunk in stream(server, timeout=short):
+            got.append(chunk)
+            if chunk == "first":  # the worker hands the stream to the reactor once it waits
+                await until(lambda: aio.live_workers() == 1)
     assert got[1:] == ["first"]
-    assert str(async_error.value) == str(sync_error.value) and "no data for 0.3 s" in str(async_error.value)
+    assert str(async_error.value) == str(sync_error.value) and "no data for 0.5 s" in str(async_error.value)
     await no_workers_left()
+    lab.assert_clean()
+

@@ -177,6 +177,30 @@ SERVER_MESSAGES: Dict[str, Any] = {
 }
 
 
+HTML_502 = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>nginx</h1></body></html>"
+
+# What providers and proxies answer (case: status, the answer, the error class, the message found).
+PROVIDER_SHAPES: Dict[str, Any] = {
+    "openai": (400, {"json": {"error": {"message": "max_tokens is too large", "type": "invalid_request_error", "code": "bad_max_tokens"}}}, ResponseStatusError, "max_tokens is too large"),
+    "tgi": (422, {"json": {"error": "Input validation error: `inputs` must have less than 4096 tokens", "error_type": "validation"}}, ResponseStatusError, "Input validation error: `inputs` must have less than 4096 tokens"),
+    "vllm": (400, {"json": {"object": "error", "message": "This model's maximum context length is 4096 tokens", "type": "BadRequestError", "param": None, "code": 400}}, ResponseStatusError, "This model's maximum context length is 4096 tokens"),
+    "hf-loading": (503, {"json": {"error": "Model org/model is currently loading", "estimated_time": 20.0}}, ResponseStatusError, "Model org/model is currently loading"),
+    "hf-header": (500, {"body": b"", "content_type": "text/plain", "headers": {"X-Error-Message": "Inference backend crashed"}}, ResponseStatusError, "Inference backend crashed"),
+    "nginx-502": (502, {"body": HTML_502, "content_type": "text/html; charset=utf-8"}, ResponseStatusError, "an HTML page (text/html; charset=utf-8): 502 Bad Gateway"),
+    "hf-401": (401, {"json": {"error": "Invalid credentials in Authorization header"}}, MissingAuthError, "Invalid credentials in Authorization header"),
+    "hf-402": (402, {"json": {"error": "You have exceeded your monthly included credits"}}, PaymentRequiredError, "You have exceeded your monthly included credits"),
+}
+
+
+@pytest.mark.parametrize("case", list(PROVIDER_SHAPES))
+def test_each_providers_error_shape_gives_its_message(routed: responses.RequestsMock, case: str) -> None:
+    status, answer, error_type, expected = PROVIDER_SHAPES[case]
+    routed.post(URL, status=status, **answer)
+    error = failure_of()
+    assert type(error) is error_type and getattr(error, "status_code") == status
+    assert f"HTTP {status} from {WHERE}: {expected}" in str(error)
+
+
 @pytest.mark.parametrize("case", list(SERVER_MESSAGES))
 def test_the_servers_message_is_found_and_shortened(routed: responses.RequestsMock, case: str) -> None:
     answer, expected = SERVER_MESSAGES[case]
@@ -224,16 +248,11 @@ def test_rate_limit_retry_after_from_seconds_or_an_http_date(routed: responses.R
     assert isinstance(error, RateLimitError) and error.retry_after == seconds
 
 
-def test_hub_errors_name_the_model_and_url(mock: responses.RequestsMock) -> None:
+def test_hub_errors_name_the_model_and_url_and_carry_the_hubs_message(mock: responses.RequestsMock) -> None:
     mock.get(MAPPING_URL, status=500, json={"error": "hub is down"})
     error = failure_of()
     assert type(error) is ResponseStatusError and error.status_code == 500
     assert f"HTTP 500 from provider mapping of '{MODEL}', {MAPPING_URL}?" in str(error)
-
-
-def test_hub_errors_carry_the_hubs_message(mock: responses.RequestsMock) -> None:
-    mock.get(MAPPING_URL, status=500, json={"error": "hub is down"})
-    error = failure_of()
     assert "hub is down" in str(error) and getattr(error, "server_message") == "hub is down"
 
 
@@ -254,7 +273,7 @@ def echoes(secret: str) -> Dict[str, Dict[str, Any]]:
 
 def shown(error: BaseException, caplog: pytest.LogCaptureFixture) -> List[str]:
     """Every way an error or a log line may show a value."""
-    texts = [str(error), repr(error), "".join(traceback.format_exception(error)), caplog.text]
+    texts = [str(error), repr(error), "".join(traceback.format_exception(type(error), error, error.__traceback__)), caplog.text]
     texts += [str(getattr(error, name, "")) for name in ("message", "server_message", "attempts")]
     texts += [f"{name}: {failure!s} {failure!r}" for name, failure in getattr(error, "attempts", [])]
     return texts + [record.getMessage() for record in caplog.records]

@@ -1,9 +1,9 @@
 """HuggingFaceAPI at the request level (``responses``): models, routes, bodies, tokens, provider
-choice and failover. Streaming framing is tested on real loopback servers elsewhere (test_streaming)."""
+choice and failover, and what is refused before anything is sent. On real loopback servers: what
+streams (test_streaming), faults and failover on the wire (test_hostile)."""
 from __future__ import annotations
 
 import logging
-import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from hf_textgen import Attempt, FinishReason, HuggingFaceAPI, ProviderInfo, Reasoning, Timeouts, ToolCalls, Trimmed, Usage, transport
+from hf_textgen import Attempt, FinishReason, HuggingFaceAPI, ProviderInfo, Reasoning, Timeouts, ToolCalls, Trimmed, Usage, aio
 from hf_textgen.errors import (
     ConfigurationError,
     ConnectError,
@@ -20,7 +20,6 @@ from hf_textgen.errors import (
     ModelNotSupportedError,
     PaymentRequiredError,
     RateLimitError,
-    ResponseError,
     ResponseStatusError,
 )
 
@@ -36,6 +35,8 @@ from mocked import (
     auth_headers,
     chat_url,
     completion,
+    as_list,
+    body_of,
     entry,
     gets,
     last_post_body,
@@ -121,7 +122,7 @@ def test_no_model_with_media_takes_the_default_vision_model(mock: responses.Requ
 # -- refused before anything is sent --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("model", ["../x", "a?b", "a/b/c", "a--b", "x" * 97, "модель/x", "org/model:../x", "org/model:a/b", "org/model:X"])
+@pytest.mark.parametrize("model", ["../x", "a?b", "a/b/c", "%2e%2e/x", "a--b", "x" * 97, "модель/x", "org/model:../x", "org/model:a/b", "org/model:X"])
 def test_bad_model_ids_are_refused_before_any_request(mock: responses.RequestsMock, model: str) -> None:
     error = refused_before_sending(mock, ConfigurationError, lambda: complete(model))
     assert isinstance(error, ValueError)
@@ -148,11 +149,15 @@ def test_no_token_is_missing_auth_before_any_request(mock: responses.RequestsMoc
     assert "HF_TOKEN" in str(error) and str(tmp_path / "hf_home" / "token") in str(error)
 
 
-def test_the_checks_run_when_called_not_when_iterated(mock: responses.RequestsMock) -> None:
+@pytest.mark.parametrize("call", [HuggingFaceAPI.create_completion, HuggingFaceAPI.create_async_generator], ids=["sync", "async"])
+def test_the_checks_run_when_called_not_when_iterated(mock: responses.RequestsMock, call: Callable[..., Any]) -> None:
     with pytest.raises(ConfigurationError):
-        HuggingFaceAPI.create_completion("../x", MESSAGES, api_key=TOKEN)
+        call("../x", MESSAGES, api_key=TOKEN)
+    with pytest.raises(ConfigurationError):
+        call(MODEL, MESSAGES, api_key=TOKEN, provider="http://evil")
     with pytest.raises(MissingAuthError):
-        HuggingFaceAPI.create_completion(MODEL, MESSAGES)
+        call(MODEL, MESSAGES)
+    assert len(mock.calls) == 0 and aio.live_workers() == 0  # nothing sent, no worker thread started
 
 
 # -- routes ---------------------------------------------------------------------------------------------
@@ -213,11 +218,32 @@ def test_api_base_needs_no_token(mock: responses.RequestsMock) -> None:
     assert auth_headers(mock) == [None]
 
 
-@pytest.mark.parametrize("api_base, sent", [("http://example.com/v1", False), ("http://10.1.2.3:8000/v1", False), ("http://localhost:8000/v1", True), ("http://[::1]:8000/v1", True)])
-def test_no_authorization_over_plain_http_to_a_non_loopback_host(mock: responses.RequestsMock, api_base: str, sent: bool) -> None:
+@pytest.mark.parametrize(
+    "api_base, sent",
+    [
+        ("http://example.com/v1", False),
+        ("http://10.1.2.3:8000/v1", False),
+        ("https://example.com/v1", True),
+        ("http://127.0.0.1:8080/v1", True),
+        ("http://localhost:8000/v1", True),
+        ("http://[::1]:8000/v1", True),
+    ],
+)
+def test_no_token_over_plain_http_to_a_non_loopback_api_base(mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture, api_base: str, sent: bool) -> None:
+    caplog.set_level(logging.WARNING, "hf_textgen")
     answer_ok(mock, f"{api_base}/chat/completions")
-    complete(api_base=api_base)
+    assert text_of(complete(api_base=api_base)) == "ok"
     assert auth_headers(mock) == [f"Bearer {TOKEN}" if sent else None]
+    assert ("not sending the token" in caplog.text) is not sent and TOKEN not in caplog.text
+
+
+def test_no_token_over_plain_http_to_the_hub_and_router(mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example")
+    monkeypatch.setenv("HF_TEXTGEN_ROUTER_URL", "http://router.example")
+    serve_mapping(mock, mapping_of("good"), hub_url="http://hub.example")
+    answer_ok(mock, chat_url("good", router="http://router.example"))
+    assert text_of(complete()) == "ok"
+    assert auth_headers(mock) == [None, None]
 
 
 def test_hub_and_router_urls_are_read_at_call_time(together: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -364,15 +390,29 @@ def test_no_usable_provider_is_model_not_supported_saying_what_the_mapping_held(
     assert posts(mock) == []
 
 
-def test_hostile_provider_names_in_the_mapping_never_reach_a_url(mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture) -> None:
+HOSTILE_NAMES = ["../x", "a/b", "x?y", "%2e%2e", "http://evil", "x#y", "..", "X"]
+
+
+@pytest.mark.parametrize("shape", ["dict", "list"])
+def test_hostile_provider_names_in_the_mapping_never_reach_a_url(mock: responses.RequestsMock, caplog: pytest.LogCaptureFixture, shape: str) -> None:
     caplog.set_level(logging.WARNING, "hf_textgen")
-    hostile = ["../x", "a/b", "x?y", "%2e%2e", "http://evil"]
-    serve_mapping(mock, [{"provider": name, **entry()} for name in hostile] + [{"provider": "good", **entry(provider_id="g")}])
+    entries = mapping_of(*HOSTILE_NAMES, good=entry(provider_id="g"))
+    serve_mapping(mock, entries if shape == "dict" else as_list(entries))
     answer_ok(mock, chat_url("good"))
     assert complete() == [info("good"), "ok", *OK]
     assert posts(mock) == [chat_url("good")]
-    for name in hostile:
+    for name in HOSTILE_NAMES:
         assert f"skipping provider entry {name!r}" in caplog.text
+
+
+def test_a_provider_id_only_goes_into_the_body(mock: responses.RequestsMock) -> None:
+    """Hostile providerIds from the Hub never change the request target (hf-inference's is ignored)."""
+    serve_mapping(mock, {"good": entry(provider_id="../../x?y"), "hf-inference": entry(provider_id="../y")})
+    mock.post(chat_url("good"), status=429, json={"error": "slow down"})
+    answer_ok(mock, chat_url("hf-inference", f"/models/{MODEL}/v1/chat/completions"))
+    assert text_of(complete()) == "ok"
+    assert posts(mock) == [chat_url("good"), chat_url("hf-inference", f"/models/{MODEL}/v1/chat/completions")]
+    assert [body_of(call)["model"] for call in mock.calls if call.request.method == "POST"] == ["../../x?y", MODEL]
 
 
 # -- failover -------------------------------------------------------------------------------------------
@@ -403,6 +443,7 @@ def test_these_failures_move_on_to_the_next_provider(two: responses.RequestsMock
     assert chunks[:2] == [info("first"), Attempt("first", status, chunks[1].reason)] and chunks[2:] == [info("second"), "ok", *OK]
     assert chunks[1].reason.startswith(reason) and chunks[1].error is not None
     assert posts(two) == [chat_url("first"), chat_url("second")]
+    assert last_post_body(two)["model"] == "second-id"
 
 
 @pytest.mark.parametrize("status, error_type", [(400, ResponseStatusError), (401, MissingAuthError), (422, ResponseStatusError)])
@@ -443,7 +484,11 @@ def test_when_all_fail_the_error_is_of_the_last_providers_class(two: responses.R
     fail(two, "second", failures[1])
     _, error = complete_until_error()
     assert type(error) is types[-1]
-    assert [type(failure) for _, failure in getattr(error, "attempts")] == list(types)
+    attempts = getattr(error, "attempts")
+    assert [type(failure) for _, failure in attempts] == list(types)
+    statuses = [failure if isinstance(failure, int) else None for failure in failures]
+    assert [(name, getattr(failure, "status_code", None)) for name, failure in attempts] == list(zip(["first", "second"], statuses))
+    assert all(name in str(error) for name in ("first", "second"))
 
 
 # -- timeouts and connections ---------------------------------------------------------------------------
@@ -463,17 +508,10 @@ def test_a_bad_timeout_is_refused_before_any_request(mock: responses.RequestsMoc
     refused_before_sending(mock, ConfigurationError, lambda: complete(timeout=-1))
 
 
-def test_one_pooled_session_serves_every_call_and_thread() -> None:
-    seen: List[Any] = []
-    threads = [threading.Thread(target=lambda: seen.append(transport.session())) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(5)
-    session = transport.session()
-    assert len(seen) == 4 and all(other is session for other in seen)
-    adapter = session.get_adapter("https://router.huggingface.co")
-    assert adapter is session.get_adapter("http://127.0.0.1") and getattr(adapter, "_pool_maxsize") >= 256
+@pytest.mark.parametrize("cap", [-1, float("nan"), "5", True])
+def test_a_bad_retry_cap_is_refused_before_any_request(mock: responses.RequestsMock, cap: Any) -> None:
+    error = refused_before_sending(mock, ConfigurationError, lambda: complete(retry_rate_limited=cap))
+    assert "retry_rate_limited" in str(error)
 
 
 # -- non-stream answers ---------------------------------------------------------------------------------
@@ -486,18 +524,3 @@ def test_a_non_stream_answer_yields_the_same_chunk_types(together: responses.Req
     together.replace(responses.POST, chat_url("together"), json=answer)
     assert complete() == [info("together"), Reasoning("thinking"), " text\n", ToolCalls([call]), FinishReason("tool_calls"), Usage(3, 4, 7)]
     assert together.calls[-1].request.headers["Accept"] == "application/json"
-
-
-@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", "text/plain", ""])
-def test_a_200_of_another_content_type_is_a_response_error(together: responses.RequestsMock, content_type: str) -> None:
-    together.replace(responses.POST, chat_url("together"), body="<html><body>Welcome</body></html>", content_type=content_type or None)
-    with pytest.raises(ResponseError) as raised:
-        complete()
-    assert "HTTP 200" in str(raised.value) and repr(content_type or "none") in str(raised.value)
-    assert chat_url("together") in str(raised.value)
-
-
-def test_a_200_error_body_is_a_response_error(together: responses.RequestsMock) -> None:
-    together.replace(responses.POST, chat_url("together"), json={"error": {"message": "model is overloaded", "type": "server_error"}})
-    with pytest.raises(ResponseError, match="model is overloaded"):
-        complete()
