@@ -67,4 +67,6 @@ class Deadlines:
 
     def expired(self, what: str, place: str, provider: Optional[str] = None) -> StreamTimeoutError:
         """The error for a deadline that passed."""
-        return StreamTimeoutError(f"{what} passed ({place})", provider=provider, reason=f"{what} passed")
+        error = StreamTimeoutError(f"{what} passed ({place})", provider=provider, reason=f"{what} passed")
+        error.deadline = what
+        return error

@@ -115,7 +115,10 @@ class ConnectError(ResponseError):
 
 
 class StreamTimeoutError(ResponseError, TimeoutError):
-    """A connect, idle (between bytes) or total deadline passed."""
+    """A connect, idle (between bytes) or total deadline passed. ``deadline`` names a deadline of
+    the whole call (``"total deadline"``, ``"time-to-first-token deadline"``), None for the others."""
+
+    deadline: Optional[str] = None
 
 
 class ResponseStatusError(HFTextGenError):

@@ -113,7 +113,8 @@ def run(
             yield from chunks
             return
         attempts.append((request.provider, failure))
-        following = next(planned, None)
+        # a deadline of the whole call has passed: no other provider can beat it
+        following = None if getattr(failure, "deadline", None) else next(planned, None)
         if following is None:
             raise exhausted(model, attempts) if len(attempts) > 1 else failure
         logger.info("provider %s failed for %s (%s); trying %s", request.provider, model, failure.reason, following.provider)

@@ -461,7 +461,6 @@ def silent(conn: Conn) -> None:
     conn.hold()
 
 
-silent_handler = silent  # the name tests/test_deadlines.py imports
 
 
 def answer(status: int, body: Any, content_type: str = "application/json", headers: Optional[Dict[str, str]] = None) -> Script:

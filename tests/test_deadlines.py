@@ -8,7 +8,7 @@ from hf_textgen import Client, Timeouts
 from hf_textgen.deadlines import FIRST_TOKEN, TOTAL, Deadlines
 from hf_textgen.errors import StreamTimeoutError
 
-from support import ScriptedServer, silent_handler
+from support import ScriptedServer, silent
 
 MESSAGES = [{"role": "user", "content": "Hi"}]
 
@@ -29,7 +29,7 @@ def test_total_wins_a_tie_and_none_means_no_deadline() -> None:
 
 
 def test_the_total_deadline_bounds_hub_look_ups_and_their_retries() -> None:
-    with ScriptedServer(silent_handler) as hub:  # a Hub that never answers
+    with ScriptedServer(silent) as hub:  # a Hub that never answers
         client = Client(api_key="hf_deadlinetoken123", hub_url=hub.url, router_url=hub.url)
         with pytest.raises(StreamTimeoutError) as raised:
             client.complete("org/model", MESSAGES, timeout=Timeouts(connect=1, read=0.3, total=0.5))
@@ -39,6 +39,6 @@ def test_the_total_deadline_bounds_hub_look_ups_and_their_retries() -> None:
 
 
 def test_get_mapping_is_bounded_by_the_total_deadline_too() -> None:
-    with ScriptedServer(silent_handler) as hub:
+    with ScriptedServer(silent) as hub:
         with pytest.raises(StreamTimeoutError, match="total deadline passed"):
             Client(api_key="hf_deadlinetoken123", hub_url=hub.url).get_mapping_sync("org/model", timeout=Timeouts(read=0.3, total=0.4))
