@@ -21,9 +21,9 @@ from typing import Iterator, Optional
 from . import chunks, sse, transport
 from .deadlines import Deadlines
 from .errors import ModelNotSupportedError, ResponseError, ResponseStatusError, StreamTimeoutError
-from .transport import Body, SocketWatch, wait_readable, where
+from .transport import Body, SocketWatch, where
 from .catalog import provider_label
-from .types import HANDOFF, PreparedRequest, ProviderInfo, StreamItem, Wait
+from .types import HANDOFF, HEADERS_IN, PreparedRequest, ProviderInfo, StreamItem, Wait
 
 logger = logging.getLogger("hf_textgen")
 
@@ -58,6 +58,8 @@ def answer(
         logger.debug("POST %s (provider %s) failed after %.0f ms: %s", request.url, request.provider, _ms(sent), error)
         raise
     logger.debug("POST %s (provider %s): HTTP %d, headers after %.0f ms", request.url, request.provider, opened.status, _ms(sent))
+    if cooperative:
+        yield HEADERS_IN
     body, place = opened.body, where(request)
     reader = _Reader(body, plan, place, request.provider, watch)
     complete = False
@@ -100,7 +102,7 @@ def answer(
                 raise _located(cut, request.provider)
             complete = yield from _drain(body)
         elif "json" in content_type:
-            payload = transport.decode_json(_read_all(reader), place)
+            payload = transport.decode_json((yield from _read_all(reader)), place)
             yield from chunks.completion_chunks(payload, place)
             complete = True
         else:
@@ -189,14 +191,13 @@ def _drain(body: Body) -> Iterator[Wait]:
     return False
 
 
-def _read_all(reader: _Reader) -> bytes:
-    """A whole JSON body (before any content: waits happen here, in place)."""
+def _read_all(reader: _Reader) -> Iterator[Wait]:
+    """A whole JSON body (returned; Waits yielded while nothing has arrived, non-blocking only)."""
     pieces, size = [], 0
     while True:
         data = reader.read(False)
         if data is None:
-            wait = reader.wait(False)
-            wait_readable(wait.sock, wait.until)
+            yield reader.wait(False)
             continue
         if not data:
             return b"".join(pieces)

@@ -168,5 +168,15 @@ class Handoff(Marker):
 
 HANDOFF = Handoff()
 
-#: What a call's generator yields: chunks, and in cooperative mode (the async bridge) Waits and Handoffs.
-StreamItem = Union[Chunk, Wait, Handoff]
+
+class HeadersIn(Marker):
+    """Internal, never reaches a user: yielded (cooperative reading only) once the request is open
+    (its headers are in): the blocking part that a :class:`Handoff` announced is over."""
+
+    __slots__ = ()
+
+
+HEADERS_IN = HeadersIn()
+
+#: What a call's generator yields: chunks, and in cooperative mode (the async bridge) its markers.
+StreamItem = Union[Chunk, Marker]

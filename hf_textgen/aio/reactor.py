@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..types import Handoff, Wait
+from ..types import Handoff, HeadersIn, Wait
 from .channel import Channel
 from .threads import close_iterator, spawn, working
 
@@ -155,6 +155,8 @@ class Reactor:
                     if kind is Wait:
                         self._park(stream, item)
                         return
+                    if kind is HeadersIn:
+                        continue
                     if kind is Handoff:  # a blocking step ahead: not in this thread
                         self._release(stream)
                         stream.hand_back(channel, iterator)

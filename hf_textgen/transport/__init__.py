@@ -19,14 +19,14 @@ from .. import config, errors
 from ..deadlines import Deadlines
 from ..errors import ResponseError, StreamTimeoutError
 from ..types import PreparedRequest
-from .body import DRAIN_LIMIT, DRAIN_SECONDS, READ_SIZE, Body, wait_readable
+from .body import DRAIN_LIMIT, DRAIN_SECONDS, READ_SIZE, Body
 from .cancel import Cancel, DeadlineWatch, SocketWatch
 from .via_requests import POOL_SIZE, get, session
 from .via_requests import error_body, open_body, send_post
 from .statuses import retry_after_seconds, status_error
 
 __all__ = [
-    "post", "Opened", "get_json", "get_json_pages", "Body", "Cancel", "SocketWatch", "wait_readable", "where",
+    "post", "Opened", "get_json", "get_json_pages", "Body", "Cancel", "SocketWatch", "where",
     "decode_json", "session", "retry_after_seconds", "READ_SIZE", "DRAIN_LIMIT", "DRAIN_SECONDS", "POOL_SIZE",
 ]
 

@@ -9,16 +9,14 @@ framing alike; chunked framing is decoded here, many HTTP chunks per read (see
 """
 from __future__ import annotations
 
-import select
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from ..chunked import ChunkedDecoder
 
-__all__ = ["Body", "nonblocking_reads", "dechunked", "wait_readable", "READ_SIZE", "DRAIN_LIMIT"]
+__all__ = ["Body", "nonblocking_reads", "dechunked", "READ_SIZE", "DRAIN_LIMIT"]
 
 READ_SIZE = 65536
 DRAIN_LIMIT = 65536  # bytes read after [DONE] so the connection can go back to the pool
@@ -106,17 +104,3 @@ def dechunked(read: Read, on_end: Callable[[], None]) -> Read:
         return b""
 
     return read1
-
-
-def wait_readable(sock: Optional[socket.socket], until: float) -> None:
-    """Block until ``sock`` is readable or ``until`` (``time.monotonic()``) has come."""
-    timeout = max(0.0, until - time.monotonic())
-    if sock is None:
-        time.sleep(timeout)
-        return
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        poller.poll(timeout * 1000)
-    else:  # pragma: no cover - Windows
-        select.select([sock], [], [], timeout)
