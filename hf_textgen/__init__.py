@@ -20,6 +20,7 @@ from .errors import (
     ResponseStatusError,
     StreamTimeoutError,
 )
+from .capabilities import ModelCatalog, ProviderCapabilities
 from .hub import clear_caches
 from .messages import calculate_lenght
 from .client import Client
@@ -51,6 +52,8 @@ __all__ = [
     "Logprobs",
     "Cost",
     "Timeouts",
+    "ModelCatalog",
+    "ProviderCapabilities",
     "clear_caches",
     "HFTextGenError",
     "ConfigurationError",

@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 from . import chunks, sse, transport
 from .deadlines import Deadlines
 from .errors import ModelNotSupportedError, ResponseError, ResponseStatusError, StreamTimeoutError
 from .transport import Body, SocketWatch, wait_readable, where
 from .catalog import provider_label
-from .types import Chunk, PreparedRequest, ProviderInfo, Wait
+from .types import Chunk, Cost, PreparedRequest, ProviderInfo, Usage, Wait
 
 logger = logging.getLogger("hf_textgen")
 
@@ -36,10 +36,13 @@ def answer(
     watch: Optional[SocketWatch] = None,
     cooperative: bool = False,
     max_event_bytes: int = sse.MAX_EVENT_BYTES,
+    price: Optional[Callable[[str, Usage], Optional[Cost]]] = None,
 ) -> Iterator[Union[Chunk, Wait]]:
     """The chunks of one provider's answer (with ``cooperative``, Waits among them once content
     has begun). For server-side routing (provider ``auto``) the provider named by the router's
-    ``x-inference-provider`` header comes first. ``watch`` lets another thread stop it."""
+    ``x-inference-provider`` header comes first. ``watch`` lets another thread stop it.
+    ``price(provider, usage)``: the ``Cost`` yielded after the answer's ``Usage`` (computed once,
+    at the end; no I/O)."""
     sent = time.monotonic()
     try:
         opened = transport.post(request, plan, watch, cooperative)
@@ -58,6 +61,7 @@ def answer(
     body, place = opened.body, where(request)
     reader = _Reader(body, plan, place, request.provider, watch)
     complete = False
+    chosen = request.provider
     try:
         if request.provider == "auto":
             chosen = opened.headers.get("x-inference-provider") or "auto"
@@ -90,14 +94,25 @@ def answer(
                     break  # the connection closed
             if watch is not None and watch.fired:  # the caller left: what we read is no answer
                 return
-            yield from stream.end()
+            ended = stream.end()
+            yield from ended
             cut = stream.cut(payloads.done)
             if cut is not None:
                 raise _located(cut, request.provider)
+            if price is not None and ended and ended[-1].__class__ is Usage:
+                cost = price(chosen, ended[-1])  # type: ignore[arg-type]
+                if cost is not None:
+                    yield cost
             complete = yield from _drain(body, started)
         elif "json" in content_type:
             payload = transport.decode_json(_read_all(reader), place)
-            yield from chunks.completion_chunks(payload, place)
+            last: Optional[Chunk] = None
+            for last in chunks.completion_chunks(payload, place):
+                yield last
+            if price is not None and last.__class__ is Usage:
+                cost = price(chosen, last)  # type: ignore[arg-type]
+                if cost is not None:
+                    yield cost
             complete = True
         else:
             raise ResponseError(
