@@ -7,6 +7,7 @@ methods are the default client: they read the environment at each call.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, cast
 
@@ -141,7 +142,7 @@ class Client:
         plan = Deadlines.start(settings.timeouts(timeout))
         found = capabilities.lookup(settings.router(), model, settings.token(api_key), plan, settings.router_headers(), refresh)
         if isinstance(found, Exception):
-            raise found
+            raise copy.copy(found)  # the cached error is shared: each raise gets its own traceback
         return found
 
     async def get_catalog(self, model: str, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> ModelCatalog:

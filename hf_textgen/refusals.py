@@ -57,6 +57,10 @@ _FORMAT = _patterns(
 _PARAMETER = _patterns(r"\bproperty '([\w.-]+)' is unsupported", r"\bunsupported parameter:? '([\w.-]+)'")
 
 
+# Never moved on from by name: what every request needs, and the features judged by their own rule above.
+_NOT_PARAMETERS = ("messages", "model", "stream", "tools", "tool_choice", "response_format")
+
+
 def _carries(body: Mapping[str, Any], feature: str) -> bool:
     if feature == "tools":
         return bool(body.get("tools")) or body.get("tool_choice") is not None
@@ -78,6 +82,6 @@ def refused_feature(error: HFTextGenError, body: Mapping[str, Any]) -> Optional[
             return feature
     named = [match.group(1) for p in _PARAMETER for match in p.finditer(text)]
     for name in named + ([param] if param else []):
-        if name in body and name not in ("messages", "model", "stream"):
+        if name in body and name not in _NOT_PARAMETERS:
             return name
     return None
