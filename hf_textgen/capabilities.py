@@ -207,6 +207,8 @@ def lookup(router: str, model: str, token: Optional[str], plan: Deadlines, heade
 
 def cached(router: str, model: str, token: Optional[str]) -> Optional[ModelCatalog]:
     """The entry if the cache holds it now, else None: no I/O (server-side routing's cost)."""
+    if not len(_models):  # nothing cached: no digest to compute
+        return None
     found = _models.get((router, hub.token_key(token), model))
     return found if isinstance(found, ModelCatalog) else None
 

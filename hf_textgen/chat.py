@@ -93,9 +93,11 @@ def prepare(
     timeouts = settings.timeouts(timeout)
     token = settings.token(api_key)
     body = build.chat_body(messages, max_tokens, stream, params, extra_body)
-    validate.check_prefer(prefer, "api_base=" if api_base else _fixed_order(model, provider))
-    validate.check_catalog_use(settings.catalog, prefer)
-    prefer = _prefer(settings, prefer, provider)
+    if prefer is not None:
+        selection.check_prefer(prefer, "api_base=" if api_base else _fixed_order(model, provider))
+        selection.check_catalog_use(settings.catalog, prefer)
+    elif settings.prefer is not None and provider is None:
+        prefer = settings.prefer  # the client's default, unless the call names its providers (which win)
     if provider is None:
         provider = settings.provider
     if api_base:
@@ -118,12 +120,13 @@ def prepare(
             return Route([build.server_side_request(chosen_model, body, token, router, router_headers)], _pricer(known))
         mapping = mapping_of(settings, models, chosen_model, token, plan)
         candidates = routing.choose_providers(chosen_model, mapping, names)
-        needs = selection.needs_of(body)
-        if selection.wants_catalog(needs, prefer, bool(names), settings.catalog):
+        wanted = selection.needs_of(body, count=False)
+        if selection.wants_catalog(wanted, prefer, bool(names), settings.catalog):
             found = capabilities.lookup(router, chosen_model, token, plan, router_headers)
             known = found if isinstance(found, ModelCatalog) else None
         else:
             known = None if settings.catalog == "never" else capabilities.cached(router, chosen_model, token)
+        needs = selection.needs_of(body) if known is not None else wanted
         steps = selection.plan(candidates, known, needs, prefer or "order", named=bool(names))
         return Route(_steps(chosen_model, steps, body, token, router, router_headers), _pricer(known))
 
@@ -135,13 +138,6 @@ def _fixed_order(model: str, provider: routing.ProviderChoice) -> str:
     if provider == "auto" or ":" in model:
         return "server-side routing (provider='auto' or a ':policy' suffix)"
     return "explicit provider= names" if provider is not None else ""
-
-
-def _prefer(settings: config.Settings, prefer: Optional[str], provider: routing.ProviderChoice) -> Optional[str]:
-    """The call's ``prefer``, else the client's unless the call names its providers (which win)."""
-    if prefer is not None or settings.prefer is None:
-        return prefer
-    return None if provider is not None else settings.prefer
 
 
 def _pricer(known: Optional[ModelCatalog]) -> Optional[Price]:

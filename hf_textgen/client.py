@@ -7,12 +7,11 @@ methods are the default client: they read the environment at each call.
 """
 from __future__ import annotations
 
-import copy
 import inspect
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, cast
 
-from . import capabilities, chat, config, hub, sse, validate
-from .capabilities import ModelCatalog
+from . import chat, config, hub, selection, sse, validate
+from .client_catalog import CatalogMethods
 from .config import TimeoutLike
 from .deadlines import Deadlines
 from .errors import ConfigurationError
@@ -26,7 +25,7 @@ __all__ = ["Client"]
 Mapping_ = Dict[str, Dict[str, str]]
 
 
-class Client:
+class Client(CatalogMethods):
     """Chat completions with failover, configured once. Every argument is optional: one left out
     is taken from the environment at call time (``HF_TOKEN``, ``HF_ENDPOINT``, ...).
 
@@ -59,8 +58,8 @@ class Client:
             check_routing("org/model", provider)  # the names only
         if bill_to is not None and (not isinstance(bill_to, str) or not bill_to.strip() or "\n" in bill_to or "\r" in bill_to):
             raise ConfigurationError(f"bill_to must be the name of an organisation (a string), not {bill_to!r:.60}")
-        validate.check_catalog_use(catalog, prefer)
-        validate.check_prefer(prefer, "provider= on the same client" if provider is not None else "")
+        selection.check_catalog_use(catalog, prefer)
+        selection.check_prefer(prefer, "provider= on the same client" if provider is not None else "")
         self._settings = config.Settings(
             api_key=api_key.strip() if api_key else None,
             hub_url=config.check_url("hub_url", hub_url),
@@ -131,38 +130,6 @@ class Client:
         from . import aio
 
         return await aio.run_sync(self.get_models, refresh, api_key, timeout)
-
-    # -- the router's catalogue ------------------------------------------------------------------------
-    def get_catalog_sync(self, model: str, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> ModelCatalog:
-        """What each provider of ``model`` can do, costs and how fast it is, by the router's catalogue
-        (cached 10 minutes per router, token and model, a failure 1 minute). Raises the typed error
-        that made it unavailable (a call would fall back to the Hub mapping alone)."""
-        validate.check_model(model)
-        settings, model = self._settings, self.get_model(model)
-        plan = Deadlines.start(settings.timeouts(timeout))
-        found = capabilities.lookup(settings.router(), model, settings.token(api_key), plan, settings.router_headers(), refresh)
-        if isinstance(found, Exception):
-            raise copy.copy(found)  # the cached error is shared: each raise gets its own traceback
-        return found
-
-    async def get_catalog(self, model: str, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> ModelCatalog:
-        """Awaitable :meth:`get_catalog_sync` (runs in a worker thread)."""
-        from . import aio
-
-        return await aio.run_sync(self.get_catalog_sync, model, api_key, timeout, refresh)
-
-    def list_catalog(self, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> List[ModelCatalog]:
-        """Every chat model of the router's catalogue (``GET {router}/v1/models``), cached 10 minutes;
-        filter it with :func:`hf_textgen.selection.filter_models`. Raises on failure (not cached)."""
-        settings = self._settings
-        plan = Deadlines.start(settings.timeouts(timeout))
-        return capabilities.listing(settings.router(), settings.token(api_key), plan, settings.router_headers(), refresh)
-
-    async def list_catalog_async(self, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> List[ModelCatalog]:
-        """Awaitable :meth:`list_catalog` (runs in a worker thread)."""
-        from . import aio
-
-        return await aio.run_sync(self.list_catalog, api_key, timeout, refresh)
 
     # -- chat -------------------------------------------------------------------------------------------
     def create_completion(

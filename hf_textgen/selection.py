@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .capabilities import ModelCatalog, ProviderCapabilities
+from .errors import ConfigurationError
 from .types import Cost, Usage
-from .validate import PREFER
+from .validate import one_of
 
-__all__ = ["PREFER", "CATALOG_USE", "wants_catalog", "Needs", "Step", "needs_of", "estimate_prompt", "skip_reason", "estimated_cost", "plan", "cost", "filter_models", "SORTS"]
+__all__ = ["PREFER", "CATALOG_USE", "check_prefer", "check_catalog_use", "wants_catalog", "Needs", "Step", "needs_of", "estimate_prompt", "skip_reason", "estimated_cost", "plan", "cost", "filter_models", "SORTS"]
 
+PREFER = ("order", "cheapest", "fastest", "throughput")
 CATALOG_USE = ("auto", "always", "never")
 IMAGE_TOKENS = 765  # an image part (OpenAI's figure for a high-detail 1024x1024 image)
 OUTPUT_GUESS = 2048  # output tokens assumed for "cheapest" when max_tokens is None (the default max_tokens)
@@ -71,17 +73,44 @@ def estimate_prompt(messages: Sequence[Any], tools: Any = None) -> int:
     return math.ceil(len(rendered) / 4) + IMAGE_TOKENS * sum(parts for _, parts in views)
 
 
-def needs_of(body: Mapping[str, Any]) -> Needs:
-    """What a chat body (as built, ``None`` values dropped) asks for."""
+def needs_of(body: Mapping[str, Any], count: bool = True) -> Needs:
+    """What a chat body (as built, ``None`` values dropped) asks for; ``count=False`` leaves the
+    prompt estimate at 0 (it renders the messages: only worth it with a catalogue to check)."""
     response_format = body.get("response_format")
     kind = response_format.get("type") if isinstance(response_format, Mapping) else None
     limit = body.get("max_tokens") or body.get("max_completion_tokens")
     return Needs(
         tools=bool(body.get("tools")) or body.get("tool_choice") is not None,
         structured=kind in ("json_object", "json_schema"),
-        prompt_tokens=estimate_prompt(body.get("messages") or [], body.get("tools")),
+        prompt_tokens=estimate_prompt(body.get("messages") or [], body.get("tools")) if count else 0,
         max_tokens=limit if isinstance(limit, int) else None,
     )
+
+
+def check_prefer(prefer: Any, routing: str = "") -> Optional[str]:
+    """``prefer=``: None (the default) or one of :data:`PREFER`. ``routing`` names what already
+    fixes the order in the same place (explicit providers, server-side routing, ``api_base``): then
+    only ``"order"`` is accepted, since one call cannot ask for two orders."""
+    if prefer is None:
+        return None
+    if prefer not in PREFER:
+        accepted = ", ".join(repr(p) for p in PREFER)
+        raise ConfigurationError(f"prefer must be one of {accepted} (or None: the Hub mapping's order), not {type(prefer).__name__} {prefer!r:.60}")
+    if routing and prefer != "order":
+        raise ConfigurationError(
+            f"prefer={prefer!r} cannot be combined with {routing}, which fixes the order already; "
+            "drop one of them (prefer= orders the Hub mapping's providers, tried in turn)"
+        )
+    return str(prefer)
+
+
+def check_catalog_use(use: Any, prefer: Any = None) -> str:
+    """``catalog=``: ``auto``, ``always`` or ``never``; ``never`` leaves nothing to order by."""
+    if use not in CATALOG_USE:
+        one_of(*CATALOG_USE)("catalog", use)  # raises, saying what is accepted
+    if use == "never" and prefer not in (None, "order"):
+        raise ConfigurationError(f"prefer={prefer!r} needs the router's catalogue, which catalog='never' turns off; drop one of them")
+    return str(use)
 
 
 def wants_catalog(needs: Needs, prefer: Optional[str], named: bool, use: str = "auto") -> bool:

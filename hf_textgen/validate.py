@@ -13,11 +13,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import ConfigurationError
 
-__all__ = ["PARAMETERS", "check_params", "check_messages", "check_media", "check_headers", "check_model", "check_prefer", "check_catalog_use", "ROLES", "PREFER"]
+__all__ = ["PARAMETERS", "check_params", "check_messages", "check_media", "check_headers", "check_model", "ROLES"]
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
-#: The client-side provider orders (see :mod:`hf_textgen.selection`).
-PREFER = ("order", "cheapest", "fastest", "throughput")
 Check = Callable[[str, Any], None]
 
 
@@ -178,30 +176,6 @@ def check_call(
         raise _refuse("api_base", "a URL string such as 'http://127.0.0.1:8080/v1'", api_base)
     if api_key is not None and not isinstance(api_key, str):
         raise _refuse("api_key", "a token string (hf_...)", api_key)
-
-
-def check_prefer(prefer: Any, routing: str = "") -> Optional[str]:
-    """``prefer=``: None (the default) or one of :data:`PREFER`. ``routing`` names what already
-    fixes the order in the same place (explicit providers, server-side routing, ``api_base``): then
-    only ``"order"`` is accepted, since one call cannot ask for two orders."""
-    if prefer is None:
-        return None
-    if prefer not in PREFER:
-        raise _refuse("prefer", "one of " + ", ".join(repr(p) for p in PREFER) + " (or None: the Hub mapping's order)", prefer)
-    if routing and prefer != "order":
-        raise ConfigurationError(
-            f"prefer={prefer!r} cannot be combined with {routing}, which fixes the order already; "
-            "drop one of them (prefer= orders the Hub mapping's providers, tried in turn)"
-        )
-    return str(prefer)
-
-
-def check_catalog_use(use: Any, prefer: Any = None) -> str:
-    """``catalog=``: ``auto``, ``always`` or ``never``; ``never`` leaves nothing to order by."""
-    one_of("auto", "always", "never")("catalog", use)
-    if use == "never" and prefer not in (None, "order"):
-        raise ConfigurationError(f"prefer={prefer!r} needs the router's catalogue, which catalog='never' turns off; drop one of them")
-    return str(use)
 
 
 def check_model(model: Any) -> None:
