@@ -194,7 +194,7 @@ def _load(router: str, model: str, token: Optional[str], plan: Deadlines, header
             "the router's catalogue is unavailable for %s (%s); choosing providers by the Hub mapping alone "
             "(retried in %.0f s; this warning is given once per router and model)", model, error.reason, FAILURE_TTL,
         )
-        return error
+        return error.with_traceback(None)  # kept a minute: without the frames (and their locals) it was raised in
 
 
 def lookup(router: str, model: str, token: Optional[str], plan: Deadlines, headers: Mapping[str, str], refresh: bool = False) -> Found:

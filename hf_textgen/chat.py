@@ -1,6 +1,7 @@
 """A chat call from start to end, the one implementation behind every entry point: check what
 the caller gave (:func:`prepare`, before anything is sent), then run it (:func:`run`): trim
-report, provider plan, failover, each provider's answer.
+report, provider plan (the Hub mapping; the router's catalogue when the request needs it or it is
+cached: skipped providers, ``prefer`` order, prices), failover, each provider's answer and its cost.
 
 The sync API iterates :func:`run` as it is. The async API runs the same generator in the bridge's
 threads with ``cooperative=True`` (the body is read without blocking once content has begun, so
