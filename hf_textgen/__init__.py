@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, List
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and editors
     from . import errors
+    from .capabilities import ModelCatalog, ProviderCapabilities
     from .client import Client
     from .errors import (
         ConfigurationError,
@@ -48,6 +49,8 @@ _HOMES = {
     "Client": "client",
     "calculate_lenght": "messages",
     "clear_caches": "hub",
+    "ModelCatalog": "capabilities",
+    "ProviderCapabilities": "capabilities",
     **{name: "results" for name in ("ChatResult", "ChatStream", "AsyncChatStream", "ResultCollector")},
     **{name: "errors" for name in _ERRORS},
     **{name: "types" for name in _TYPES},
@@ -89,6 +92,8 @@ __all__ = [
     "Logprobs",
     "Cost",
     "Timeouts",
+    "ModelCatalog",
+    "ProviderCapabilities",
     "clear_caches",
     "HFTextGenError",
     "ConfigurationError",

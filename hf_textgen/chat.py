@@ -1,6 +1,7 @@
 """A chat call from start to end, the one implementation behind every entry point: check what
 the caller gave (:func:`prepare`, before anything is sent), then run it (:func:`run`): trim
-report, provider plan, failover, each provider's answer.
+report, provider plan (the Hub mapping; the router's catalogue when the request needs it or it is
+cached: skipped providers, ``prefer`` order, prices), failover, each provider's answer and its cost.
 
 The sync API iterates :func:`run` as it is. The async API runs the same generator in the bridge's
 threads with ``cooperative=True`` (the body is read without blocking once content has begun, so
@@ -10,26 +11,40 @@ for the bridge) and a
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from . import build, catalog, config, exchange, failover, hub, routing, validate
+from . import build, capabilities, catalog, config, exchange, failover, hub, routing, selection, validate
+from .capabilities import ModelCatalog
 from .deadlines import Deadlines
-from .errors import ConfigurationError, MissingAuthError
+from .errors import ConfigurationError, MissingAuthError, ModelNotSupportedError
 from .messages import attach_media, trim_messages, warn_trimmed
 from .transport import Cancel
-from .types import PreparedRequest, StreamItem, Timeouts, Trimmed
+from .types import Attempt, Cost, PreparedRequest, StreamItem, Timeouts, Trimmed, Usage
+
+logger = logging.getLogger("hf_textgen")
 
 Mapping_ = Dict[str, Dict[str, str]]
+Price = Callable[[str, Usage], Optional[Cost]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """What a call will try, in order (requests, and ``Attempt(skipped=True)`` for providers the
+    catalogue rules out), and how to price an answer (None: no catalogue, no cost)."""
+
+    steps: Iterable[Union[PreparedRequest, Attempt]]
+    price: Optional[Price] = None
 
 
 @dataclass(frozen=True)
 class ChatCall:
-    """A checked call, nothing sent yet. ``requests(plan)`` lists the requests to try, fetching the
-    Hub mapping lazily (within the plan's deadlines)."""
+    """A checked call, nothing sent yet. ``route(plan)`` fetches the Hub mapping and the router's
+    catalogue (within the plan's deadlines) and says what to try."""
 
     model: str
-    requests: Callable[[Deadlines], Iterator[PreparedRequest]]
+    route: Callable[[Deadlines], Route]
     timeouts: Timeouts
     max_event_bytes: int
     retry_rate_limited: float
@@ -55,6 +70,7 @@ def prepare(
     retry_rate_limited: float,
     headers: Optional[Mapping[str, str]],
     params: Mapping[str, Any],
+    prefer: Optional[str] = None,
 ) -> ChatCall:
     """Check every value and build the call; raises ``ConfigurationError`` (or ``MissingAuthError``
     without a token) before anything is sent."""
@@ -78,13 +94,18 @@ def prepare(
     timeouts = settings.timeouts(timeout)
     token = settings.token(api_key)
     body = build.chat_body(messages, max_tokens, stream, params, extra_body)
+    if prefer is not None:
+        selection.check_prefer(prefer, "api_base=" if api_base else _fixed_order(model, provider))
+        selection.check_catalog_use(settings.catalog, prefer)
+    elif settings.prefer is not None and provider is None:
+        prefer = settings.prefer  # the client's default, unless the call names its providers (which win)
     if provider is None:
         provider = settings.provider
     if api_base:
         if provider is not None:
             raise ConfigurationError("provider= has no meaning with api_base=: the server at api_base answers itself")
         request = build.api_base_request(api_base, model, body, token, {**settings.headers, **extra_headers})
-        return ChatCall(model, lambda plan: iter([request]), timeouts, max_event_bytes, retry, trimmed)
+        return ChatCall(model, lambda plan: Route([request]), timeouts, max_event_bytes, retry, trimmed)
     if not token:
         raise MissingAuthError(
             "no Hugging Face token: pass api_key=, set HF_TOKEN, or run `hf auth login` "
@@ -94,15 +115,58 @@ def prepare(
     router, router_headers = settings.router(), settings.router_headers(extra_headers)
     chosen_model: str = model
 
-    def requests(plan: Deadlines) -> Iterator[PreparedRequest]:
-        if routing.server_side(chosen_model, provider):
-            yield build.server_side_request(chosen_model, body, token, router, router_headers)
-            return
+    def route(plan: Deadlines) -> Route:
+        if routing.server_side(chosen_model, provider):  # the router chooses: a cached catalogue only prices it
+            known = None if settings.catalog == "never" else capabilities.cached(router, chosen_model.partition(":")[0], token)
+            return Route([build.server_side_request(chosen_model, body, token, router, router_headers)], _pricer(known))
         mapping = mapping_of(settings, models, chosen_model, token, plan)
-        for name, provider_id in routing.choose_providers(chosen_model, mapping, names):
-            yield build.provider_request(name, provider_id, chosen_model, body, token, router, router_headers)
+        candidates = routing.choose_providers(chosen_model, mapping, names)
+        wanted = selection.needs_of(body, count=False)
+        if selection.wants_catalog(wanted, prefer, bool(names), settings.catalog):
+            found = capabilities.lookup(router, chosen_model, token, plan, router_headers)
+            known = found if isinstance(found, ModelCatalog) else None
+        else:
+            known = None if settings.catalog == "never" else capabilities.cached(router, chosen_model, token)
+        needs = selection.needs_of(body) if known is not None else wanted
+        steps = selection.plan(candidates, known, needs, prefer or "order", named=bool(names))
+        return Route(_steps(chosen_model, steps, body, token, router, router_headers), _pricer(known))
 
-    return ChatCall(model, requests, timeouts, max_event_bytes, retry, trimmed)
+    return ChatCall(model, route, timeouts, max_event_bytes, retry, trimmed)
+
+
+def _fixed_order(model: str, provider: routing.ProviderChoice) -> str:
+    """What in a call's own arguments fixes the provider order already ('' when nothing does)."""
+    if provider == "auto" or ":" in model:
+        return "server-side routing (provider='auto' or a ':policy' suffix)"
+    return "explicit provider= names" if provider is not None else ""
+
+
+def _pricer(known: Optional[ModelCatalog]) -> Optional[Price]:
+    if known is None:
+        return None
+    return lambda provider, usage: selection.cost(known.get(provider), usage)
+
+
+def _steps(
+    model: str, steps: List[selection.Step], body: Mapping[str, Any], token: Optional[str], router: str, headers: Mapping[str, str]
+) -> List[Union[PreparedRequest, Attempt]]:
+    """The plan as requests and skipped Attempts; every provider skipped raises, naming each."""
+    if steps and all(step.skip for step in steps):
+        reasons = "; ".join(f"{step.provider}: {step.skip}" for step in steps)
+        raise ModelNotSupportedError(
+            f"no provider of model {model!r} can serve this request, by the router's catalogue: {reasons}. "
+            "Drop tools / response_format, shorten the conversation or max_tokens, or name a provider with provider= to try it anyway"
+        )
+    planned: List[Union[PreparedRequest, Attempt]] = []
+    for step in steps:
+        if step.caution:
+            logger.warning("trying provider %s for %s as you named it, although %s", step.provider, model, step.caution)
+        if step.skip:
+            logger.debug("skipping provider %s for %s: %s", step.provider, model, step.skip)
+            planned.append(Attempt(step.provider, None, step.skip, skipped=True))
+        else:
+            planned.append(build.provider_request(step.provider, step.provider_id, model, body, token, router, headers))
+    return planned
 
 
 def run(call: ChatCall, *, cooperative: bool = False, cancel: Optional[Cancel] = None) -> Iterator[StreamItem]:
@@ -110,13 +174,16 @@ def run(call: ChatCall, *, cooperative: bool = False, cancel: Optional[Cancel] =
     deadlines start at the first step of the iteration, Hub look-ups included."""
     watch = cancel.watch if cancel is not None else None
 
-    def start() -> Tuple[Iterator[PreparedRequest], Callable[[PreparedRequest], Iterator[StreamItem]]]:
+    def start() -> Tuple[Iterable[Union[PreparedRequest, Attempt]], Callable[[PreparedRequest], Iterator[StreamItem]]]:
         plan = Deadlines.start(call.timeouts)
+        route = call.route(plan)
 
         def answer(request: PreparedRequest) -> Iterator[StreamItem]:
-            return exchange.answer(request, plan, watch=watch, cooperative=cooperative, max_event_bytes=call.max_event_bytes)
+            return exchange.answer(
+                request, plan, watch=watch, cooperative=cooperative, max_event_bytes=call.max_event_bytes, price=route.price
+            )
 
-        return call.requests(plan), answer
+        return route.steps, answer
 
     return failover.run(  # the generator itself, not wrapped: one layer less for every chunk
         call.model,

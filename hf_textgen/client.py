@@ -10,7 +10,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, cast
 
-from . import chat, config, hub, sse, validate
+from . import chat, config, hub, selection, sse, validate
+from .client_catalog import CatalogMethods
 from .config import TimeoutLike
 from .deadlines import Deadlines
 from .errors import ConfigurationError
@@ -24,13 +25,18 @@ __all__ = ["Client"]
 Mapping_ = Dict[str, Dict[str, str]]
 
 
-class Client:
+class Client(CatalogMethods):
     """Chat completions with failover, configured once. Every argument is optional: one left out
     is taken from the environment at call time (``HF_TOKEN``, ``HF_ENDPOINT``, ...).
 
     ``timeout``: a number, a ``(connect, read)`` pair or :class:`~hf_textgen.Timeouts`;
     ``provider``: a name or a list (the failover order) used when a call names none; ``headers``:
-    sent with every chat request; ``bill_to``: an organisation that pays (``X-HF-Bill-To``)."""
+    sent with every chat request; ``bill_to``: an organisation that pays (``X-HF-Bill-To``);
+    ``prefer``: the default provider order (``"order"``, ``"cheapest"``, ``"fastest"``,
+    ``"throughput"``; see :mod:`hf_textgen.selection`) for calls that name no providers;
+    ``catalog``: when calls read the router's catalogue: ``"auto"`` (when a request needs it: tools,
+    structured output, ``prefer``; otherwise a cached one is used), ``"always"`` (also for a ``Cost``
+    on every answer), ``"never"``."""
 
     def __init__(
         self,
@@ -42,6 +48,8 @@ class Client:
         headers: Optional[Mapping[str, str]] = None,
         bill_to: Optional[str] = None,
         *,
+        prefer: Optional[str] = None,
+        catalog: str = "auto",
         models: Any = None,
     ) -> None:
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
@@ -50,6 +58,8 @@ class Client:
             check_routing("org/model", provider)  # the names only
         if bill_to is not None and (not isinstance(bill_to, str) or not bill_to.strip() or "\n" in bill_to or "\r" in bill_to):
             raise ConfigurationError(f"bill_to must be the name of an organisation (a string), not {bill_to!r:.60}")
+        selection.check_catalog_use(catalog, prefer)
+        selection.check_prefer(prefer, "provider= on the same client" if provider is not None else "")
         self._settings = config.Settings(
             api_key=api_key.strip() if api_key else None,
             hub_url=config.check_url("hub_url", hub_url),
@@ -58,12 +68,15 @@ class Client:
             provider=tuple(provider) if isinstance(provider, (list, tuple)) else provider,
             headers=validate.check_headers(headers),
             bill_to=bill_to,
+            prefer=prefer,
+            catalog=catalog,
         )
         self._models = models
 
     def __repr__(self) -> str:  # never the token
         s = self._settings
-        shown = {"hub_url": s.hub_url, "router_url": s.router_url, "provider": s.provider, "bill_to": s.bill_to}
+        shown = {"hub_url": s.hub_url, "router_url": s.router_url, "provider": s.provider, "bill_to": s.bill_to, "prefer": s.prefer,
+                 "catalog": None if s.catalog == "auto" else s.catalog}
         parts = [f"{name}={value!r}" for name, value in shown.items() if value is not None]
         return f"Client({', '.join(['api_key=***' if s.api_key else 'api_key=None', *parts])})"
 
@@ -136,6 +149,7 @@ class Client:
         max_event_bytes: int = sse.MAX_EVENT_BYTES,
         retry_rate_limited: float = 0.0,
         headers: Optional[Mapping[str, str]] = None,
+        prefer: Optional[str] = None,
         **params: Any,
     ) -> Iterator[Chunk]:
         """Stream a chat completion: ``str`` text deltas and typed chunks, with provider failover.
@@ -143,13 +157,16 @@ class Client:
         Input is checked now (bad input raises here, before anything is sent); the network is used
         when iteration starts. ``retry_rate_limited`` (seconds, default 0 = off): a 429 whose
         ``Retry-After`` is at most that long is waited out and retried once on the same provider.
-        ``headers``: extra headers for this call's chat requests.
+        ``headers``: extra headers for this call's chat requests. ``prefer``: the order in which the
+        Hub mapping's providers are tried (``"order"``: yours; ``"cheapest"``, ``"fastest"``,
+        ``"throughput"``: by the router's catalogue, still failing over in that order); None: the
+        client's default. Providers the catalogue says cannot serve the request are skipped.
         """
         call = chat.prepare(
             self._settings, self.models, model, messages, api_base=api_base, api_key=api_key, max_tokens=max_tokens,
             max_inputs_lenght=max_inputs_lenght, media=media, provider=provider, stream=stream, timeout=timeout,
             extra_body=extra_body, max_event_bytes=max_event_bytes, retry_rate_limited=retry_rate_limited,
-            headers=headers, params=params,
+            headers=headers, params=params, prefer=prefer,
         )
         return cast(Iterator[Chunk], chat.run(call))
 

@@ -108,6 +108,8 @@ class Settings:
     provider: Union[None, str, Tuple[str, ...]] = None
     headers: Mapping[str, str] = field(default_factory=dict)
     bill_to: Optional[str] = None
+    prefer: Optional[str] = None
+    catalog: str = "auto"  # when calls read the router's catalogue: auto, always, never (selection.CATALOG_USE)
 
     def token(self, api_key: Optional[str] = None) -> Optional[str]:
         """The call's ``api_key``, else the client's, else the environment's (see :func:`find_token`)."""

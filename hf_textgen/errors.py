@@ -8,7 +8,7 @@ Exception tree::
     ├── ResponseError                           error payloads, invalid or broken streams
     │   ├── ConnectError                        connection failed or broke before the answer
     │   └── StreamTimeoutError (also TimeoutError)  connect, idle or total deadline passed
-    └── ResponseStatusError                     any HTTP error status (``status_code``)
+    └── ResponseStatusError                     any HTTP error status (``status_code``, ``param``)
         ├── MissingAuthError                    401, or no token at all
         ├── PaymentRequiredError                402
         └── RateLimitError                      429 (``retry_after`` in seconds, or None)
@@ -132,11 +132,13 @@ class ResponseStatusError(HFTextGenError):
         provider: Optional[str] = None,
         server_message: str = "",
         reason: Optional[str] = None,
+        param: Optional[str] = None,
     ) -> None:
         super().__init__(message, reason=reason or server_message or (f"HTTP {status_code}" if status_code else None))
         self.status_code = status_code
         self.provider = provider
         self.server_message = redact(server_message)
+        self.param = param  # the parameter an OpenAI-shaped error names (``error.param``), if any
 
 
 class MissingAuthError(ResponseStatusError):
@@ -168,16 +170,21 @@ def status_error_class(status: int) -> "type[ResponseStatusError]":
     return _STATUS_CLASSES.get(status, ResponseStatusError)
 
 
-def exhausted(model: str, attempts: "list[tuple[str, HFTextGenError]]") -> HFTextGenError:
-    """The failover's final error: the last provider's error, re-worded to list every attempt.
+def exhausted(model: str, attempts: "list[tuple[str, HFTextGenError]]", skipped: Any = ()) -> HFTextGenError:
+    """The failover's final error: the last provider's error, re-worded to list every attempt
+    (and the providers ``skipped``: ``Attempt`` values of those the catalogue ruled out).
 
     It keeps the last error's class and attributes (``except PaymentRequiredError`` still catches
     "every provider answered 402") and gains ``attempts``: a list of (provider, error).
     """
+    left_out = "; ".join(f"{item.provider}: {item.reason}" for item in skipped)
+    if not attempts:
+        return ModelNotSupportedError(f"no provider of model {model!r} can serve this request; skipped {left_out}")
     last = attempts[-1][1]
     lines = "; ".join(f"{name}: {error}" for name, error in attempts)
     error = copy.copy(last)
-    error.args = (redact(f"every provider failed for model {model!r} ({len(attempts)} tried): {lines}"),)
+    tail = f"; skipped {left_out}" if left_out else ""
+    error.args = (redact(f"every provider failed for model {model!r} ({len(attempts)} tried): {lines}{tail}"),)
     error.attempts = attempts  # type: ignore[attr-defined]
     return error
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from . import chunks, sse, transport
 from .deadlines import Deadlines
 from .errors import ModelNotSupportedError, ResponseError, ResponseStatusError, StreamTimeoutError
 from .transport import Body, SocketWatch, where
 from .catalog import provider_label
-from .types import HANDOFF, HEADERS_IN, PreparedRequest, ProviderInfo, StreamItem, Wait
+from .types import HANDOFF, HEADERS_IN, Chunk, Cost, PreparedRequest, ProviderInfo, StreamItem, Usage, Wait
 
 logger = logging.getLogger("hf_textgen")
 
@@ -38,9 +38,13 @@ def answer(
     watch: Optional[SocketWatch] = None,
     cooperative: bool = False,
     max_event_bytes: int = sse.MAX_EVENT_BYTES,
+    price: Optional[Callable[[str, Usage], Optional[Cost]]] = None,
 ) -> Iterator[StreamItem]:
-    """The chunks of one provider's answer (with ``cooperative``, Waits and a Handoff among them). For server-side routing (provider ``auto``) the provider named by the router's
-    ``x-inference-provider`` header comes first. ``watch`` lets another thread stop it."""
+    """The chunks of one provider's answer (with ``cooperative``, the bridge's markers among them).
+    For server-side routing (provider ``auto``) the provider named by the router's
+    ``x-inference-provider`` header comes first. ``watch`` lets another thread stop it.
+    ``price(provider, usage)``: the ``Cost`` yielded after the answer's ``Usage`` (computed once,
+    at the end; no I/O)."""
     if cooperative:
         yield HANDOFF
     sent = time.monotonic()
@@ -63,6 +67,7 @@ def answer(
     body, place = opened.body, where(request)
     reader = _Reader(body, plan, place, request.provider, watch)
     complete = False
+    chosen = request.provider
     try:
         if request.provider == "auto":
             chosen = opened.headers.get("x-inference-provider") or "auto"
@@ -96,14 +101,25 @@ def answer(
                     break  # the connection closed
             if watch is not None and watch.fired:  # the caller left: what we read is no answer
                 return
-            yield from stream.end()
+            ended = stream.end()
+            yield from ended
             cut = stream.cut(payloads.done)
             if cut is not None:
                 raise _located(cut, request.provider)
+            if price is not None and ended and ended[-1].__class__ is Usage:
+                cost = price(chosen, ended[-1])  # type: ignore[arg-type]
+                if cost is not None:
+                    yield cost
             complete = yield from _drain(body)
         elif "json" in content_type:
             payload = transport.decode_json((yield from _read_all(reader)), place)
-            yield from chunks.completion_chunks(payload, place)
+            last: Optional[Chunk] = None
+            for last in chunks.completion_chunks(payload, place):
+                yield last
+            if price is not None and last.__class__ is Usage:
+                cost = price(chosen, last)  # type: ignore[arg-type]
+                if cost is not None:
+                    yield cost
             complete = True
         else:
             raise ResponseError(

@@ -24,13 +24,21 @@ LISTING_QUERY = "inference_provider=all&expand[]=inferenceProviderMapping&limit=
 
 
 class ExpiringCache(Generic[T]):
-    """A dict whose entries expire; ``get_or_load`` runs one loader per key at a time."""
+    """A dict whose entries expire; ``get_or_load`` runs one loader per key at a time.
 
-    def __init__(self, ttl: float) -> None:
+    ``max_size``: at most that many entries (expired ones go first, then the oldest stored);
+    ``ttl_of(value)``: an entry's own lifetime (default ``ttl``), e.g. shorter for a failure kept."""
+
+    def __init__(self, ttl: float, max_size: Optional[int] = None, ttl_of: Optional[Callable[[T], float]] = None) -> None:
         self.ttl = ttl
+        self.max_size = max_size
+        self._ttl_of = ttl_of
         self._values: Dict[Hashable, Tuple[float, T]] = {}
-        self._locks: Dict[Hashable, threading.Lock] = {}
+        self._locks: Dict[Hashable, List[Any]] = {}  # key -> [lock, callers using it]: only keys being loaded
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._values)
 
     def get(self, key: Hashable) -> Optional[T]:
         entry = self._values.get(key)
@@ -44,13 +52,33 @@ class ExpiringCache(Generic[T]):
             if value is not None:
                 return value
         with self._lock:
-            key_lock = self._locks.setdefault(key, threading.Lock())
-        with key_lock:  # a caller that waited here finds the value its predecessor loaded
-            value = None if refresh else self.get(key)
-            if value is None:
-                value = load()  # raises: nothing is cached
-                self._values[key] = (time.monotonic() + self.ttl, value)
-            return value
+            holder = self._locks.setdefault(key, [threading.Lock(), 0])
+            holder[1] += 1
+        try:
+            with holder[0]:  # a caller that waited here finds the value its predecessor loaded
+                value = None if refresh else self.get(key)
+                if value is None:
+                    value = load()  # raises: nothing is cached
+                    self.put(key, value)
+                return value
+        finally:
+            with self._lock:
+                holder[1] -= 1
+                if not holder[1]:
+                    del self._locks[key]
+
+    def put(self, key: Hashable, value: T) -> None:
+        """Store ``value`` (the newest entry), evicting expired then oldest entries beyond ``max_size``."""
+        expires = time.monotonic() + (self._ttl_of(value) if self._ttl_of is not None else self.ttl)
+        with self._lock:
+            self._values.pop(key, None)
+            self._values[key] = (expires, value)
+            if self.max_size is not None and len(self._values) > self.max_size:
+                now = time.monotonic()
+                for old in [k for k, (until, _) in self._values.items() if until <= now]:
+                    del self._values[old]
+                while len(self._values) > self.max_size:
+                    del self._values[next(iter(self._values))]
 
     def clear(self) -> None:
         with self._lock:
@@ -61,10 +89,21 @@ _mappings: ExpiringCache[Dict[str, Dict[str, str]]] = ExpiringCache(MAPPING_TTL)
 _listings: ExpiringCache[List[str]] = ExpiringCache(LISTING_TTL)
 
 
+_others: List[ExpiringCache[Any]] = []  # caches of other modules (the router's catalogue), see register_cache
+
+
+def register_cache(cache: ExpiringCache[Any]) -> ExpiringCache[Any]:
+    """Have :func:`clear_caches` clear ``cache`` too; returns it."""
+    _others.append(cache)
+    return cache
+
+
 def clear_caches() -> None:
-    """Forget every cached listing and mapping (the next call asks the Hub again)."""
+    """Forget every cached listing, mapping and catalogue (the next call asks again)."""
     _mappings.clear()
     _listings.clear()
+    for cache in _others:
+        cache.clear()
 
 
 def token_key(token: Optional[str]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional
 
 from . import catalog, config
+from .capabilities import ModelCatalog
 from .client import FORWARDING, Client, show_completion_parameters
 from .config import TimeoutLike
 from .results import AsyncChatStream, ChatResult, ChatStream
@@ -78,13 +79,33 @@ class HuggingFaceAPI:
         return await cls.client().get_mapping(model, api_key, timeout, refresh)
 
     @classmethod
+    def get_catalog_sync(cls, model: str, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> ModelCatalog:
+        """The router's catalogue of ``model``: each provider's capabilities, prices and speed."""
+        return cls.client().get_catalog_sync(model, api_key, timeout, refresh)
+
+    @classmethod
+    async def get_catalog(cls, model: str, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> ModelCatalog:
+        """Awaitable :meth:`get_catalog_sync` (runs in a worker thread)."""
+        return await cls.client().get_catalog(model, api_key, timeout, refresh)
+
+    @classmethod
+    def list_catalog(cls, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> List[ModelCatalog]:
+        """Every chat model of the router's catalogue (``GET {router}/v1/models``)."""
+        return cls.client().list_catalog(api_key, timeout, refresh)
+
+    @classmethod
+    async def list_catalog_async(cls, api_key: Optional[str] = None, timeout: TimeoutLike = None, refresh: bool = False) -> List[ModelCatalog]:
+        """Awaitable :meth:`list_catalog` (runs in a worker thread)."""
+        return await cls.client().list_catalog_async(api_key, timeout, refresh)
+
+    @classmethod
     def create_completion(cls, model: Optional[str], messages: List[Dict[str, Any]], *args: Any, **kwargs: Any) -> Iterator[Chunk]:
         """Stream a chat completion; the parameters of :meth:`hf_textgen.Client.create_completion`::
 
             create_completion(model, messages, api_base=None, api_key=None, max_tokens=2048,
                               max_inputs_lenght=10000, media=None, *, provider=None, stream=True,
                               timeout=None, extra_body=None, max_event_bytes=8 MiB,
-                              retry_rate_limited=0, headers=None, **openai_params)
+                              retry_rate_limited=0, headers=None, prefer=None, **openai_params)
         """
         return cls.client().create_completion(model, messages, *args, **kwargs)
 

@@ -15,12 +15,10 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(autouse=True)
 def no_cached_mappings() -> Iterator[None]:
-    """Every test starts and ends with empty Hub caches."""
-    hub._mappings.clear()
-    hub._listings.clear()
+    """Every test starts and ends with empty Hub and catalogue caches."""
+    hub.clear_caches()
     yield
-    hub._mappings.clear()
-    hub._listings.clear()
+    hub.clear_caches()
 
 
 @pytest.fixture(params=FRAMINGS)

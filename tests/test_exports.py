@@ -33,6 +33,8 @@ def test_all_is_pinned() -> None:
         "Logprobs",
         "Cost",
         "Timeouts",
+        "ModelCatalog",
+        "ProviderCapabilities",
         "clear_caches",
         "HFTextGenError",
         "ConfigurationError",

@@ -91,19 +91,28 @@ def post(request: PreparedRequest, plan: Deadlines, watch: Optional[SocketWatch]
     return Opened(response.status_code, response.headers, body)
 
 
-def get_json(url: str, token: Optional[str], plan: Deadlines, what: str, retries: int = HUB_RETRIES) -> Any:
+def get_json(
+    url: str, token: Optional[str], plan: Deadlines, what: str, retries: int = HUB_RETRIES, headers: Optional[Mapping[str, str]] = None
+) -> Any:
     """GET a JSON document from the Hub (see :func:`get_json_pages`)."""
-    return get_json_pages(url, token, plan, what, retries)[0]
+    return get_json_pages(url, token, plan, what, retries, headers)[0]
 
 
-def get_json_pages(url: str, token: Optional[str], plan: Deadlines, what: str, retries: int = HUB_RETRIES) -> Tuple[Any, Optional[str]]:
+def get_json_pages(
+    url: str, token: Optional[str], plan: Deadlines, what: str, retries: int = HUB_RETRIES, headers: Optional[Mapping[str, str]] = None
+) -> Tuple[Any, Optional[str]]:
     """GET a JSON document and the URL of its next page (``Link: <...>; rel="next"``, made
     absolute). Connection errors and 5xx are retried ``retries`` times with backoff; the plan's
-    total deadline bounds every attempt and wait."""
-    headers = {"User-Agent": config.USER_AGENT, "Accept": "application/json"}
-    if config.is_hf_token(token) and config.may_carry_token(url):
-        headers["Authorization"] = f"Bearer {token}"
-        remember_token(headers["Authorization"])
+    total deadline bounds every attempt and wait. ``headers`` (the router's, built as for chat,
+    token included) replace the Hub's, which carry the token only when it is an ``hf_`` one."""
+    if headers is not None:
+        headers = dict(headers)
+        remember_token(headers.get("Authorization"))
+    else:
+        headers = {"User-Agent": config.USER_AGENT, "Accept": "application/json"}
+        if config.is_hf_token(token) and config.may_carry_token(url):
+            headers["Authorization"] = f"Bearer {token}"
+            remember_token(headers["Authorization"])
     place = f"{what}, {url}"
     for attempt in range(retries + 1):
         if plan.passed(False):

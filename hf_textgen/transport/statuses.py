@@ -11,7 +11,7 @@ from typing import Mapping, Optional
 from .. import errors
 from ..errors import ResponseStatusError
 
-__all__ = ["STATUS_HINTS", "status_error", "server_message", "retry_after_seconds", "ERROR_BODY_LIMIT"]
+__all__ = ["STATUS_HINTS", "status_error", "server_message", "error_param", "retry_after_seconds", "ERROR_BODY_LIMIT"]
 
 ERROR_BODY_LIMIT = 65536
 
@@ -39,7 +39,7 @@ def status_error(
     message = f"HTTP {status} from {place}: {said or phrase or 'no message'}" + (f" ({hint})" if hint else "")
     cls = errors.status_error_class(status)
     extra = {"retry_after": retry_after_seconds(headers.get("Retry-After"))} if status == 429 else {}
-    return cls(message, status_code=status, provider=provider, server_message=said, **extra)
+    return cls(message, status_code=status, provider=provider, server_message=said, param=error_param(body), **extra)
 
 
 def server_message(headers: Mapping[str, str], body: bytes) -> str:
@@ -57,6 +57,19 @@ def server_message(headers: Mapping[str, str], body: bytes) -> str:
         return errors.shorten(errors.error_text(json.loads(text)))
     except ValueError:
         return errors.shorten(text)
+
+
+def error_param(body: bytes) -> Optional[str]:
+    """The parameter an OpenAI-shaped error body names (``{"error": {"param": "tools"}}``), if any."""
+    if not body.lstrip().startswith(b"{"):
+        return None
+    try:
+        payload = json.loads(body[:ERROR_BODY_LIMIT])
+    except ValueError:
+        return None
+    inner = payload.get("error") if isinstance(payload, dict) else None
+    param = (inner if isinstance(inner, dict) else payload if isinstance(payload, dict) else {}).get("param")
+    return param if isinstance(param, str) and param else None
 
 
 def retry_after_seconds(value: Optional[str]) -> Optional[float]:
