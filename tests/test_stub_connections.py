@@ -171,3 +171,17 @@ def test_a_bug_while_answering_is_a_500_and_an_error(stub: StubServer, caplog: p
     assert answer.status == 500 and b"hf_textgen stub error: KeyError('no such thing')" in body
     errors: List[logging.LogRecord] = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert errors and errors[0].exc_info is not None
+
+
+def test_answers_leave_at_once_nagle_is_off(stub: StubServer) -> None:
+    """Headers and body are separate writes: with Nagle's algorithm on, the second waits for the
+    client's delayed ACK (~40 ms per answer on Linux loopback)."""
+    connection = http.client.HTTPConnection("127.0.0.1", stub.port, timeout=10)
+    try:
+        connection.request("GET", f"/api/models/{MODEL}")
+        connection.getresponse().read()
+        assert stub._httpd is not None
+        [accepted] = list(stub._httpd._open)
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        connection.close()
