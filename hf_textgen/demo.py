@@ -52,7 +52,7 @@ def run_demo(url: str, stub_env: Mapping[str, str]) -> int:
     say()
     code = run_command(["chat", "--model", MODEL, PROMPT], env)
     say()
-    say("The providers the Hub lists for that model, in the user's preferred order:")
+    say("The providers the Hub lists for that model, in the user's preferred order, with the router's catalogue:")
     say()
     run_command(["mapping", MODEL], env)
     say()

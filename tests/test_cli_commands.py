@@ -7,7 +7,8 @@ from typing import Any, List
 
 import pytest
 
-from cli_support import LLAMA, Cli, cli, stub  # noqa: F401
+from cli_support import LLAMA, Cli, cli, posts, stub  # noqa: F401
+from hf_textgen import clear_caches
 from hf_textgen import HuggingFaceAPI
 from hf_textgen.cli import EXIT_CODES, build_parser, exit_code_for
 from hf_textgen.cli.stub import stub_argv
@@ -134,15 +135,51 @@ def test_mapping_table(cli: Cli, stub: StubServer) -> None:
     done = cli("mapping", LLAMA)
     assert done.code == 0, done.err
     header, novita, together = done.out.splitlines()
-    assert header.split() == ["PROVIDER", "STATUS", "TASK", "PROVIDER", "ID"]
-    assert novita.split() == ["novita", "live", "conversational", "meta-llama/llama-3.3-70b-instruct"]
+    assert header.split() == ["PROVIDER", "STATUS", "TASK", "PROVIDER", "ID", "CONTEXT", "IN", "$/M", "OUT", "$/M", "TOOLS", "JSON",
+                              "FIRST", "TOKEN", "TOKENS/S"]
+    catalog = stub.provider(LLAMA, "novita")
+    assert novita.split() == ["novita", "live", "conversational", "meta-llama/llama-3.3-70b-instruct", str(catalog.context_length),
+                              f"{catalog.pricing['input']:g}", f"{catalog.pricing['output']:g}", "yes", "no",
+                              f"{catalog.first_token_latency_ms:g}", "ms", f"{catalog.throughput:g}"]
     assert together.split()[0] == "together"
+
+
+def test_mapping_shows_unknown_as_a_question_mark_and_goes_on_without_the_catalogue(cli: Cli, stub: StubServer) -> None:
+    stub.provider(LLAMA, "novita").update(supports_tools=None, context_length=None)
+    novita = cli("mapping", LLAMA).out.splitlines()[1].split()
+    assert novita[4] == "?" and novita[7] == "?"
+    stub.catalog_status = 503
+    clear_caches()  # the catalogue read above is cached for 10 minutes
+    done = cli("mapping", LLAMA, "--json")
+    assert done.code == 0 and json.loads(done.out)["novita"]["catalog"] is None
+    assert done.err.startswith("hf-textgen: note: the router's catalogue is not available (")
+
+
+def test_models_filtered_and_sorted_by_the_catalogue(cli: Cli, stub: StubServer) -> None:
+    done = cli("models", "--tools", "--structured", "--sort", "price")
+    assert done.code == 0, done.err
+    rows = [line.split() for line in done.out.splitlines()]
+    assert [LLAMA, "together"] in rows  # novita has no structured output: left out of the row
+    listed = cli("models", "--provider", "novita", "--json")
+    assert LLAMA in [entry["model"] for entry in json.loads(listed.out)]
+    assert all(p["provider"] == "novita" for entry in json.loads(listed.out) for p in entry["providers"])
+    assert cli("models", "--min-context", "999999999").err == "hf-textgen: no model of the router's catalogue meets those conditions\n"
+
+
+def test_chat_prefers_and_shows_the_cost(cli: Cli, stub: StubServer) -> None:
+    done = cli("chat", "-m", LLAMA, "--prefer", "fastest", "--show-cost", "Hi")
+    assert done.code == 0, done.err
+    notes = done.err.splitlines()
+    assert notes[0] == "[provider: together]"  # the fastest first: novita is never asked
+    assert notes[-1].startswith("[cost: $") and notes[-1].endswith(" out)]") and " at together (" in notes[-1]
+    assert [request.path.split("/")[1] for request in posts(stub)] == ["together"]
 
 
 def test_mapping_json(cli: Cli, stub: StubServer) -> None:
     done = cli("mapping", "--json", "org/no-live")
     assert done.code == 0, done.err
-    assert json.loads(done.out) == {"nebius": {"providerId": "nebius/no-live", "status": "error", "task": "conversational"}}
+    assert {name: {k: v for k, v in entry.items() if k != "catalog"} for name, entry in json.loads(done.out).items()} == {
+        "nebius": {"providerId": "nebius/no-live", "status": "error", "task": "conversational"}}
 
 
 def test_mapping_of_an_unknown_model(cli: Cli, stub: StubServer) -> None:
@@ -154,7 +191,8 @@ def test_mapping_of_an_unknown_model(cli: Cli, stub: StubServer) -> None:
 def test_mapping_list_shape(cli: Cli, stub: StubServer) -> None:
     stub.mapping_shape = "list"
     done = cli("mapping", "--json", "org/no-live")
-    assert json.loads(done.out) == {"nebius": {"providerId": "nebius/no-live", "status": "error", "task": "conversational"}}
+    assert {name: {k: v for k, v in entry.items() if k != "catalog"} for name, entry in json.loads(done.out).items()} == {
+        "nebius": {"providerId": "nebius/no-live", "status": "error", "task": "conversational"}}
 
 
 # ------------------------------------------------------------------------------ serve-stub's options

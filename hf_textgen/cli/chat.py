@@ -39,6 +39,7 @@ def completion_options(args: argparse.Namespace) -> Dict[str, Any]:
         "timeout": args.timeout,
         "media": args.image,  # URLs, data: URIs or files; the library reads them
         "provider": provider_choice(args.provider),
+        "prefer": getattr(args, "prefer", None),
     }
     options = {key: value for key, value in optional.items() if value is not None}
     if args.max_inputs_length is not None:  # 0 (also "none"): send everything
@@ -57,17 +58,26 @@ def provider_choice(providers: Optional[List[str]]) -> Union[None, str, List[str
 def make_output(args: argparse.Namespace, notices: Notices) -> Output:
     if getattr(args, "json", False):
         return JsonChatOutput(sys.stdout, sys.stderr, notices)
-    return ChatOutput(sys.stdout, sys.stderr, notices, show_reasoning=args.show_reasoning, verbose=args.verbose)
+    return ChatOutput(sys.stdout, sys.stderr, notices, show_reasoning=args.show_reasoning, verbose=args.verbose,
+                      show_cost=args.show_cost)
 
 
-def run_turn(model: str, messages: List[Dict[str, Any]], options: Dict[str, Any], output: Output) -> Any:
+def client_for(args: argparse.Namespace) -> Any:
+    """The library's default client; with ``--show-cost``, one that reads the router's catalogue
+    for every call (the prices a ``Cost`` needs)."""
+    from hf_textgen import Client, HuggingFaceAPI
+
+    return Client(catalog="always", models=HuggingFaceAPI) if getattr(args, "show_cost", False) else HuggingFaceAPI.client()
+
+
+def run_turn(model: str, messages: List[Dict[str, Any]], options: Dict[str, Any], output: Output, client: Any = None) -> Any:
     """Stream one answer through ``output`` and return its ``ChatResult``. Ctrl-C closes the
     connection at once and raises :class:`TurnInterrupted` with the text received so far."""
     from hf_textgen import HuggingFaceAPI
 
     received: List[str] = []
     try:
-        with HuggingFaceAPI.stream(model, messages, **options) as stream:
+        with (client or HuggingFaceAPI.client()).stream(model, messages, **options) as stream:
             for chunk in stream:
                 if chunk.__class__ is str:
                     received.append(chunk)
@@ -94,5 +104,5 @@ def cmd_chat(args: argparse.Namespace, notices: Notices) -> int:
     model = HuggingFaceAPI.get_model(args.model or (HuggingFaceAPI.default_vision_model if args.image else None))
     args.model_id = model  # main() names it when every provider failed
     args.output = make_output(args, notices)  # and reports a failure through it
-    run_turn(model, messages, completion_options(args), args.output)
+    run_turn(model, messages, completion_options(args), args.output, client_for(args))
     return EXIT_OK

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .exits import EXIT_OK, PROG
 from .notices import Notices
@@ -17,7 +18,11 @@ def write(text: str) -> None:
 
 
 def cmd_models(args: argparse.Namespace, notices: Notices) -> int:
-    """The chat models, one per line; when the Hub cannot list them, the built-in list, said so on stderr."""
+    """The chat models, one per line; when the Hub cannot list them, the built-in list, said so on
+    stderr. With a catalogue filter or ``--sort``: the router's catalogue, each model with the
+    providers that qualify."""
+    if args.provider or args.tools or args.structured or args.min_context or args.sort:
+        return _catalog_models(args)
     from hf_textgen import HuggingFaceAPI
     from hf_textgen.errors import redact, shorten
 
@@ -35,25 +40,82 @@ def cmd_models(args: argparse.Namespace, notices: Notices) -> int:
     return EXIT_OK
 
 
-def cmd_mapping(args: argparse.Namespace, notices: Notices) -> int:
-    """The providers of one model, in the user's order."""
+def _catalog_models(args: argparse.Namespace) -> int:
     from hf_textgen import HuggingFaceAPI
+    from hf_textgen.selection import filter_models
+
+    found = filter_models(
+        HuggingFaceAPI.list_catalog(refresh=args.refresh), provider=args.provider, tools=args.tools,
+        structured=args.structured, min_context=args.min_context, sort=args.sort,
+    )
+    if args.json:
+        write(json.dumps([dataclasses.asdict(entry) for entry in found], indent=2))
+    else:
+        width = max((len(entry.model) for entry in found), default=0)
+        write("\n".join(f"{entry.model.ljust(width)}  {', '.join(p.provider for p in entry.providers)}" for entry in found))
+    if not found:
+        sys.stderr.write(f"{PROG}: no model of the router's catalogue meets those conditions\n")
+    return EXIT_OK
+
+
+def cmd_mapping(args: argparse.Namespace, notices: Notices) -> int:
+    """The providers of one model, in the user's order, with what the router's catalogue says of
+    each (context, prices, tools, structured output, speed; ``?`` where it says nothing)."""
+    from hf_textgen import HuggingFaceAPI
+    from hf_textgen.errors import HFTextGenError, shorten
 
     model = HuggingFaceAPI.get_model(args.model)
     mapping = HuggingFaceAPI.get_mapping_sync(model)
-    write(json.dumps(mapping, indent=2, ensure_ascii=False) if args.json else format_mapping(mapping))
+    catalog: Any = None
+    try:
+        catalog = HuggingFaceAPI.get_catalog_sync(model)
+    except HFTextGenError as error:
+        sys.stderr.write(f"{PROG}: note: the router's catalogue is not available ({shorten(str(error), 160)}); the Hub mapping alone\n")
+    if args.json:
+        merged = {name: {**entry, "catalog": _entry(catalog, name)} for name, entry in mapping.items()}
+        write(json.dumps(merged, indent=2, ensure_ascii=False))
+    else:
+        write(format_mapping(mapping, catalog))
     if not mapping:
         sys.stderr.write(f"{PROG}: no inference provider serves {model}\n")
     return EXIT_OK
 
 
-MAPPING_COLUMNS = (("PROVIDER", None), ("STATUS", "status"), ("TASK", "task"), ("PROVIDER ID", "providerId"))
+def _entry(catalog: Any, provider: str) -> Optional[Dict[str, Any]]:
+    found = catalog.get(provider) if catalog is not None else None
+    return None if found is None else {k: v for k, v in dataclasses.asdict(found).items() if k != "provider"}
 
 
-def format_mapping(mapping: Dict[str, Dict[str, Any]]) -> str:
-    """The mapping as an aligned text table: provider, status, task, providerId."""
-    rows = [[title for title, _ in MAPPING_COLUMNS]]
-    for provider, entry in mapping.items():
-        rows.append([provider] + [str(entry.get(key) or "-") for _, key in MAPPING_COLUMNS[1:]])
-    widths = [max(len(row[column]) for row in rows) for column in range(len(MAPPING_COLUMNS))]
+def _known(value: Any, show: Callable[[Any], str] = str) -> str:
+    if value is None:
+        return "?"
+    if value is True or value is False:
+        return "yes" if value else "no"
+    return show(value)
+
+
+#: Column title, and the cell of a provider (mapping entry, catalogue entry or None).
+COLUMNS: Tuple[Tuple[str, Callable[[str, Dict[str, Any], Any], str]], ...] = (
+    ("PROVIDER", lambda name, entry, known: name),
+    ("STATUS", lambda name, entry, known: entry.get("status") or "-"),
+    ("TASK", lambda name, entry, known: entry.get("task") or "-"),
+    ("PROVIDER ID", lambda name, entry, known: entry.get("providerId") or "-"),
+    ("CONTEXT", lambda name, entry, known: _known(known and known.context_length)),
+    ("IN $/M", lambda name, entry, known: _known(known and known.input_price, lambda v: f"{v:g}")),
+    ("OUT $/M", lambda name, entry, known: _known(known and known.output_price, lambda v: f"{v:g}")),
+    ("TOOLS", lambda name, entry, known: _known(known and known.supports_tools)),
+    ("JSON", lambda name, entry, known: _known(known and known.supports_structured_output)),
+    ("FIRST TOKEN", lambda name, entry, known: _known(known and known.first_token_latency_ms, lambda v: f"{v:g} ms")),
+    ("TOKENS/S", lambda name, entry, known: _known(known and known.throughput, lambda v: f"{v:g}")),
+)
+
+
+def format_mapping(mapping: Dict[str, Dict[str, Any]], catalog: Any = None) -> str:
+    """The mapping as an aligned text table; the catalogue's columns only when it was read."""
+    columns = COLUMNS if catalog is not None else COLUMNS[:4]
+    rows = [[title for title, _ in columns]]
+    for name, entry in mapping.items():
+        known = catalog.get(name) if catalog is not None else None
+        rows.append([cell(name, entry, known) for _, cell in columns])
+    widths = [max(len(row[column]) for row in rows) for column in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)

@@ -32,9 +32,11 @@ def attempt_reason(attempt: Any, limit: int = FAILOVER_REASON) -> str:
 class ChatOutput:
     """Writes chat chunks for people: text to stdout, provider notes and reasoning to stderr."""
 
-    def __init__(self, out: IO[str], err: IO[str], notices: Notices, *, show_reasoning: bool, verbose: bool) -> None:
+    def __init__(
+        self, out: IO[str], err: IO[str], notices: Notices, *, show_reasoning: bool, verbose: bool, show_cost: bool = False
+    ) -> None:
         self.out, self.err, self.notices = out, err, notices
-        self.show_reasoning, self.verbose = show_reasoning, verbose
+        self.show_reasoning, self.verbose, self.show_cost = show_reasoning, verbose, show_cost
         self.provider: Optional[str] = None
         self.failed: Any = None  # the Attempt to report with the next provider
         self.announced = False
@@ -91,8 +93,8 @@ class ChatOutput:
             self._note(f"usage: {chunk.prompt_tokens} prompt + {chunk.completion_tokens} completion = {chunk.total_tokens} tokens")
 
     def cost(self, chunk: Any) -> None:
-        if self.verbose:
-            self._note(f"cost: ${chunk.total_usd:.6f} at {chunk.provider}")
+        if self.verbose or self.show_cost:
+            self._note(f"cost: ${chunk.total_usd:.6f} at {chunk.provider} (${chunk.input_usd:.6f} in + ${chunk.output_usd:.6f} out)")
 
     # -- end of the answer
 

@@ -24,6 +24,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+PREFER = ("order", "cheapest", "fastest", "throughput")  # hf_textgen.selection's prefer= values
+
 def _value(kind: str, convert: Callable[[str], Any]) -> Callable[[str], Any]:
     """An argparse ``type=`` that refuses with ``expected <kind>, got 'text'``."""
 
@@ -131,12 +133,22 @@ def _add_chat(commands: Any) -> None:
     chat.add_argument("--no-stream", dest="stream", action="store_false", help="ask for one non-streamed answer")
     chat.add_argument("--json", action="store_true", help="one JSON object per chunk on stdout (one-shot only)")
     chat.add_argument("--show-reasoning", action="store_true", help="print the model's reasoning (dimmed, stderr)")
+    chat.add_argument(
+        "--prefer", choices=PREFER, help="order the model's providers by the router's catalogue, with failover (default: your order)"
+    )
+    chat.add_argument("--show-cost", action="store_true", help="print what the answer cost (from the router's catalogue) on stderr")
 
 
 def _add_models(commands: Any) -> None:
     models = _command(commands, "models", "list the chat models")
     models.add_argument("--refresh", action="store_true", help="bypass the cache")
     models.add_argument("--json", action="store_true", help="print a JSON list")
+    catalog = models.add_argument_group("from the router's catalogue (each keeps the providers known to qualify)")
+    catalog.add_argument("--provider", metavar="NAME", help="served by this provider")
+    catalog.add_argument("--tools", action="store_true", help="with tool calling")
+    catalog.add_argument("--structured", action="store_true", help="with structured output (JSON)")
+    catalog.add_argument("--min-context", type=positive_int, metavar="N", help="a context of at least N tokens")
+    catalog.add_argument("--sort", choices=("price", "latency", "throughput"), help="best provider first, models by their best")
 
 
 def _add_mapping(commands: Any) -> None:

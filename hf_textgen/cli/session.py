@@ -14,7 +14,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from . import conversation
-from .chat import completion_options, provider_choice, run_turn
+from .chat import client_for, completion_options, provider_choice, run_turn
 from .exits import EXIT_OK, PROG, TurnInterrupted, UsageError, error_lines
 from .lineinput import LineReader
 from .notices import Notices
@@ -32,6 +32,7 @@ class Session:
         self.providers: List[str] = list(args.provider or [])
         self.messages = messages
         self.options = completion_options(args)
+        self.client = client_for(args)
         self.options.pop("provider", None)  # self.providers, changed by /provider
 
     # -- one turn
@@ -40,10 +41,10 @@ class Session:
         """Send ``text`` with the conversation; stream the answer; keep both (see the module doc)."""
         asked = self.messages + [conversation.user(text)]
         output = ChatOutput(sys.stdout, sys.stderr, self.notices, show_reasoning=self.args.show_reasoning,
-                            verbose=self.args.verbose)
+                            verbose=self.args.verbose, show_cost=self.args.show_cost)
         options = dict(self.options, provider=provider_choice(self.providers))
         try:
-            result = run_turn(self.model, asked, options, output)
+            result = run_turn(self.model, asked, options, output, self.client)
         except TurnInterrupted as stop:
             output.error({})
             if stop.partial:
