@@ -65,7 +65,7 @@ class Client(CatalogMethods):
             hub_url=config.check_url("hub_url", hub_url),
             router_url=config.check_url("router_url", router_url),
             timeout=None if timeout is None else config.make_timeouts(timeout),
-            provider=tuple(provider) if isinstance(provider, (list, tuple)) else provider,
+            provider=provider if provider is None or isinstance(provider, str) else tuple(provider),
             headers=validate.check_headers(headers),
             bill_to=bill_to,
             prefer=prefer,

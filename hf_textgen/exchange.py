@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Generator, Iterator, List, Optional
 
 from . import chunks, sse, transport
 from .deadlines import Deadlines
@@ -186,7 +186,7 @@ class _Reader:
         )
 
 
-def _drain(body: Body) -> Iterator[Wait]:
+def _drain(body: Body) -> Generator[Wait, None, bool]:
     """After ``[DONE]``: read the end of the body (its chunked framing often arrives just after),
     up to a second and ``DRAIN_LIMIT`` bytes; return whether the connection may be reused."""
     until, drained = time.monotonic() + transport.DRAIN_SECONDS, 0
@@ -207,9 +207,10 @@ def _drain(body: Body) -> Iterator[Wait]:
     return False
 
 
-def _read_all(reader: _Reader) -> Iterator[Wait]:
+def _read_all(reader: _Reader) -> Generator[Wait, None, bytes]:
     """A whole JSON body (returned; Waits yielded while nothing has arrived, non-blocking only)."""
-    pieces, size = [], 0
+    pieces: List[bytes] = []
+    size = 0
     while True:
         data = reader.read(False)
         if data is None:

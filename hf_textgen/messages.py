@@ -59,7 +59,7 @@ def trim_messages(messages: List[Message], max_length: Optional[int]) -> Tuple[L
 def _groups(messages: List[Message]) -> List[int]:
     """For each message, the index of the first message of its group: an assistant message with
     ``tool_calls`` and the ``tool`` messages right after it form one group."""
-    group, owners = 0, []
+    group, owners = 0, []  # type: int, List[int]
     for index, message in enumerate(messages):
         if not (message.get("role") == "tool" and index and owners[-1] == group and _has_tool_calls(messages[group])):
             group = index

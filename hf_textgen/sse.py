@@ -203,7 +203,7 @@ class PayloadDecoder:
             deliver(payload)
 
 
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # its stub types it wrongly
 
 
 def loads(text: str) -> Any:

@@ -38,8 +38,12 @@ def status_error(
         hint = f"unexpected redirect to {headers.get('Location', '?')!r}; the token is not sent to redirects, use the final URL"
     message = f"HTTP {status} from {place}: {said or phrase or 'no message'}" + (f" ({hint})" if hint else "")
     cls = errors.status_error_class(status)
-    extra = {"retry_after": retry_after_seconds(headers.get("Retry-After"))} if status == 429 else {}
-    return cls(message, status_code=status, provider=provider, server_message=said, param=error_param(body), **extra)
+    if status == 429:
+        return errors.RateLimitError(
+            message, status_code=status, provider=provider, server_message=said, param=error_param(body),
+            retry_after=retry_after_seconds(headers.get("Retry-After")),
+        )
+    return cls(message, status_code=status, provider=provider, server_message=said, param=error_param(body))
 
 
 def server_message(headers: Mapping[str, str], body: bytes) -> str:

@@ -141,10 +141,11 @@ def send_post(request: PreparedRequest, connect: float, read: float, watches: Se
     shared = session()
     prepared = requests.PreparedRequest()
     prepared.prepare(method="POST", url=request.url, headers=dict(request.headers), json=request.body)
-    settings = shared.merge_environment_settings(prepared.url, {}, True, None, None)
+    url = request.url  # prepared.url is the same, normalised
+    settings = shared.merge_environment_settings(url, {}, True, None, None)
     _sending.watches = watches
     try:
-        return shared.get_adapter(prepared.url).send(  # type: ignore[no-any-return]
+        return shared.get_adapter(url).send(  # type: ignore[no-any-return]
             prepared,
             stream=True,
             timeout=(connect, read),
