@@ -81,7 +81,7 @@ class Output:
                          "a run was killed while writing it); removed it, so its row runs again")
         if dropped:
             fd = _without_errors(path, fd)
-            notes.append(f"{path}: removed {dropped} error row(s) of an earlier run, to retry them (keep_errors keeps them)")
+            notes.append(f"{path}: removed {dropped} error row(s) of an earlier run, to retry them (keep_errors, --keep-errors, keeps them)")
         for note in notes:
             logger.warning("%s", note)
         return cls(path, fd, ids, lines, notes, kept_errors)

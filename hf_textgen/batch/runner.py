@@ -116,6 +116,7 @@ async def run_async(
     stop, stats, plan = _Stop(), Stats(), Plan(input_path)
     job: Optional[Job] = None
     failure: Optional[BaseException] = None
+    created = not os.path.exists(output_path)
     with anyio.CancelScope(shield=True):  # once opened, it is closed below, whatever happens
         output = await anyio.to_thread.run_sync(Output.open, output_path, keep_errors)
     try:
@@ -136,6 +137,8 @@ async def run_async(
     finally:
         output.close()
     if failure is not None:
+        if created and os.path.getsize(output_path) == 0:  # refused before any row: leave no new file behind
+            os.unlink(output_path)
         raise failure
     if progress is not None and job is not None and job.progress is not None:
         job.progress(stats.snapshot(0, final=True))
