@@ -151,7 +151,7 @@ class Job:
 
     def _backoff(self, retries: int, errors: Sequence[Optional[BaseException]]) -> float:
         hint = max([min(retry_after(error) or 0.0, MAX_PAUSE) for error in errors] + [0.0])
-        return min(MAX_ROW_BACKOFF, max(hint, self.backoff * 2 ** (retries - 1) * random.uniform(0.5, 1.0)))
+        return float(min(MAX_ROW_BACKOFF, max(hint, self.backoff * 2 ** (retries - 1) * random.uniform(0.5, 1.0))))
 
     async def _once(self, row: Row, model: str, attempts: List[Attempt], errors: List[Optional[BaseException]]) -> ChatResult:
         """One round: the library's failover over the order the shares picked."""
@@ -164,13 +164,13 @@ class Job:
         try:
             async with self.client.stream_async(row.model or self.model, row.messages, **params) as stream:
                 async for chunk in stream:
-                    if chunk.__class__ is ProviderInfo and chunk.provider != current:  # type: ignore[union-attr]
+                    if isinstance(chunk, ProviderInfo) and chunk.provider != current:  # failover moved on
                         if shares is not None and current is not None:
                             shares.end(current)
-                            shares.begin(chunk.provider)  # type: ignore[union-attr]
-                        current, sent_at = chunk.provider, time.monotonic()  # type: ignore[union-attr]
-                    elif chunk.__class__ is Attempt:
-                        self._failed(shares, chunk, sent_at, attempts, errors)  # type: ignore[arg-type]
+                            shares.begin(chunk.provider)
+                        current, sent_at = chunk.provider, time.monotonic()
+                    elif isinstance(chunk, Attempt):
+                        self._failed(shares, chunk, sent_at, attempts, errors)
                 result = await stream.result()
         except HFTextGenError as error:
             final = final_attempt(error, current)

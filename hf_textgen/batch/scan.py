@@ -74,7 +74,8 @@ def check(row: Row, client: Client, model: Optional[str]) -> Optional[str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", InputTrimmedWarning)
-            client.create_completion(row.model or model, row.messages, **row.params).close()
+            chunks = client.create_completion(row.model or model, row.messages, **row.params)
+            getattr(chunks, "close")()  # a generator that never started: nothing was sent
     except MissingAuthError:
         raise
     except HFTextGenError as error:
