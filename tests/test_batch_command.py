@@ -57,7 +57,7 @@ def test_failed_rows_exit_1_and_a_torn_line_is_repaired_with_a_note(tmp_path: Pa
     source = write_rows(tmp_path / "in.jsonl", [*prompts(3), "oops"])
     output = tmp_path / "out.jsonl"
     code, out, err = main(capsys, str(source), "-o", str(output), "-m", MODEL, "-q")
-    assert code == 1 and "1 failed (1 bad input rows)" in out and "rerun the same command to retry them" in out
+    assert code == 1 and "1 failed (1 bad input row)," in out and "1 row failed: rerun the same command to retry it" in out
     with open(output, "ab") as torn:
         torn.write(b'{"id": "row-9", "text": "half a li')
     code, out, err = main(capsys, str(source), "-o", str(output), "-m", MODEL, "-q")

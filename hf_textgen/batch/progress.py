@@ -18,6 +18,10 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
+def _rows(count: int, what: str = "row") -> str:
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
+
+
 def _cost(usd: Optional[float]) -> str:
     return "not reported" if usd is None else f"${usd:.4f}"
 
@@ -68,7 +72,7 @@ def format_summary(summary: Summary) -> str:
     """The summary as a few lines of text, the per-provider table included."""
     s = summary
     where = f"{s.input} -> {s.output}" + (f" (shard {s.shard[0]}/{s.shard[1]})" if s.shard else "")
-    bad = f" ({s.bad:,} bad input rows)" if s.bad else ""
+    bad = f" ({_rows(s.bad, 'bad input row')})" if s.bad else ""
     rate = f" ({(s.ok + s.failed) / s.wall_s:,.1f} rows/s)" if s.wall_s > 0 else ""
     lines = [
         f"batch: {where}",
@@ -80,9 +84,10 @@ def format_summary(summary: Summary) -> str:
     if any(p.answered or p.failed for p in s.providers.values()):
         lines += _table(summary)
     if s.stopped:
-        lines.append(f"stopped by {s.stopped}: {s.not_run:,} rows not written; rerun the same command to resume")
+        lines.append(f"stopped by {s.stopped}: {_rows(s.not_run)} not written; rerun the same command to resume")
     elif s.failed:
-        lines.append(f"{s.failed:,} rows failed: rerun the same command to retry them (error rows are retried)")
+        lines.append(f"{_rows(s.failed)} failed: rerun the same command to retry {'it' if s.failed == 1 else 'them'} "
+                     "(error rows are retried)")
     return "\n".join(lines)
 
 
