@@ -136,3 +136,21 @@ def test_the_progress_line_and_printer() -> None:
     plain(snapshot(done=60))  # within the interval: not printed
     plain(snapshot(final=True))
     assert log.getvalue().count("\n") == 2 and "\r" not in log.getvalue()
+
+
+def test_an_unreadable_input_exits_2_and_verbose_shows_the_librarys_log(tmp_path: Path, stub: StubServer,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    source = write_rows(tmp_path / "in.jsonl", prompts(2))
+    source.chmod(0)
+    try:
+        readable = open(source).close() is None  # root reads anything
+    except PermissionError:
+        readable = False
+    if not readable:
+        code, out, err = main(capsys, str(source), "-o", str(tmp_path / "out.jsonl"))
+        assert code == 2 and "cannot read the input file" in err
+    source.chmod(0o644)
+    code, out, err = main(capsys, str(source), "-o", str(tmp_path / "out.jsonl"), "-m", MODEL, "-q", "-v")
+    assert code == 0 and ("hf-textgen batch: debug: " in err or "hf-textgen batch: info: " in err)
+    code, out, err = main(capsys, str(tmp_path), "-o", str(tmp_path / "out.jsonl"))
+    assert code == 2 and "is not a file" in err

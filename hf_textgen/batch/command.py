@@ -138,12 +138,25 @@ def _error_code(error: BaseException) -> int:
     return EXIT_USAGE if isinstance(error, ConfigurationError) else EXIT_FAILED
 
 
-def _notes_handler() -> logging.Handler:
+class _Formatter(logging.Formatter):
+    """Notes of the batch package as ``hf-textgen batch: note: ...``; the library's log (``-v``) with its level."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        batch_note = record.name.startswith("hf_textgen.batch") and record.levelno == logging.WARNING
+        kind = "note" if batch_note else record.levelname.lower()
+        return f"{PROG}: {kind}: {record.getMessage()}"
+
+
+def _log_handler(verbose: bool) -> "tuple[logging.Logger, logging.Handler]":
+    """Notes on stderr (and with ``verbose`` the library's whole log); remove the handler after."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PROG}: note: %(message)s"))
-    handler.setLevel(logging.WARNING)
-    logging.getLogger("hf_textgen.batch").addHandler(handler)
-    return handler
+    handler.setFormatter(_Formatter())
+    logger = logging.getLogger("hf_textgen" if verbose else "hf_textgen.batch")
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if verbose:
+        logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    return logger, handler
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,10 +168,7 @@ def run(args: argparse.Namespace) -> int:
     if args.input == "-":
         sys.stderr.write(f"{PROG}: error: the input must be a file: it is read twice (a first pass checks every row)\n")
         return EXIT_USAGE
-    handler = _notes_handler()
-    if getattr(args, "verbose", False):
-        logging.getLogger("hf_textgen").setLevel(logging.DEBUG)
-        handler.setLevel(logging.DEBUG)
+    logger, handler = _log_handler(bool(getattr(args, "verbose", False)))
     try:
         summary = runner.run(
             args.input, args.output, model=args.model, concurrency=args.concurrency, retries=args.retries,
@@ -172,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"{PROG}: error: {redact(' '.join(text.split()))}\n")
         return _error_code(error)
     finally:
-        logging.getLogger("hf_textgen.batch").removeHandler(handler)
+        logger.removeHandler(handler)
     sys.stdout.write(format_summary(summary) + "\n")
     sys.stdout.flush()
     return exit_code(summary)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ..client import Client
+from ..errors import ConfigurationError
 from ..validate import PARAMETERS
 
 __all__ = ["Row", "BadRow", "IdProblem", "Line", "read_lines", "parse", "check_shard", "in_shard", "ROW_FIELDS"]
@@ -75,7 +76,11 @@ class IdProblem:
 def read_lines(path: str) -> Iterator[Line]:
     """The file's non-empty lines, read as a stream (never the whole file in memory)."""
     position = 0
-    with open(path, "rb") as lines:
+    try:
+        lines = open(path, "rb")
+    except OSError as error:
+        raise ConfigurationError(f"cannot read the input file {path}: {error.strerror}") from None
+    with lines:
         for number, raw in enumerate(lines, 1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # a UTF-8 byte order mark

@@ -39,7 +39,8 @@ def _check(input_path: Any, output_path: Any, concurrency: Any, retries: Any, sh
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise ConfigurationError(f"{name} must be a file path, not {path!r:.60}")
     if not os.path.isfile(input_path):
-        raise ConfigurationError(f"cannot read the input file {os.fspath(input_path)}: no such file")
+        why = "is not a file (it is read twice: give a file, not a directory or a pipe)" if os.path.exists(input_path) else "no such file"
+        raise ConfigurationError(f"cannot read the input file {os.fspath(input_path)}: {why}")
     if os.path.exists(output_path) and os.path.samefile(input_path, output_path):
         raise ConfigurationError("the output file must not be the input file: the answers go to a file of their own")
     whole = [("concurrency", concurrency, 1), ("retries", retries, 0)]
