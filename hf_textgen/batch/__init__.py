@@ -18,25 +18,27 @@ pass), :mod:`.output` (the output file, resume), :mod:`.shares` (AIMD per provid
 :mod:`.records` (output rows), :mod:`.stats` (counters, Summary), :mod:`.job` (the rows on the event
 loop), :mod:`.runner` (``run``, ``run_async``), :mod:`.progress` (the display), :mod:`.command`.
 
-``import hf_textgen`` does not import this package, and importing it loads anyio only when ``run`` or
-``run_async`` is first used, so ``hf_textgen.batch.command`` stays light.
+``import hf_textgen`` does not import this package; its names are imported on first use (anyio with
+``run`` or ``run_async``), so ``hf_textgen.batch.command`` loads the standard library only.
 """
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
-
-from .progress import Printer, format_summary
-from .rows import ROW_FIELDS
-from .scan import BatchInputError
-from .stats import ProviderStats, Snapshot, Summary
 
 __all__ = ["run", "run_async", "Summary", "Snapshot", "ProviderStats", "Printer", "format_summary",
            "BatchInputError", "ROW_FIELDS"]
 
+_HOMES = {"run": "runner", "run_async": "runner", "Summary": "stats", "Snapshot": "stats", "ProviderStats": "stats",
+          "Printer": "progress", "format_summary": "progress", "BatchInputError": "scan", "ROW_FIELDS": "rows"}
+
 
 def __getattr__(name: str) -> Any:
-    if name in ("run", "run_async"):
-        from . import runner
-
-        return getattr(runner, name)
+    """Each name is imported on first use, so ``hf_textgen.batch.command`` loads nothing else."""
+    if name in _HOMES:
+        return getattr(import_module(f".{_HOMES[name]}", __name__), name)
     raise AttributeError(f"module 'hf_textgen.batch' has no attribute {name!r}")
+
+
+def __dir__() -> "list[str]":
+    return sorted([*globals(), *__all__])
