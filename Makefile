@@ -22,10 +22,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(PY) tests/bench/run.py --out bench-results.json
+	$(PY) tests/bench/batch.py --out bench-results-batch.json
 
 bench-quick: $(STAMP)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	$(PY) tests/bench/run.py --quick --out bench-results-quick.json
+	$(PY) tests/bench/batch.py --quick --out bench-results-batch-quick.json
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -81,6 +81,11 @@ class Client(CatalogMethods):
         return f"Client({', '.join(['api_key=***' if s.api_key else 'api_key=None', *parts])})"
 
     @property
+    def provider(self) -> ProviderChoice:
+        """The client's provider order (None: each model's order on the Hub)."""
+        return self._settings.provider
+
+    @property
     def models(self) -> Any:
         """Aliases, defaults and static mappings (default: :class:`~hf_textgen.HuggingFaceAPI`'s)."""
         if self._models is None:

@@ -70,3 +70,22 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
 
     positive(results["import_time"]["ms"], "pass", "import requests", "import hf_textgen")
     assert {row["target"] for row in results["targets"]} and all("met" in row for row in results["targets"])
+
+
+@pytest.mark.slow
+def test_batch_bench_runs_end_to_end(tmp_path: Path) -> None:
+    """tests/bench/batch.py --tiny: the batch job (ours only) and the input pass, shape only."""
+    out = tmp_path / "batch.json"
+    done = subprocess.run([sys.executable, str(RUN.parent / "batch.py"), "--tiny", "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| client |" in done.stdout and "| rows |" in done.stdout
+    results = json.loads(out.read_text())
+    assert set(results["spread"]) == {"hf_textgen", "hf_textgen-nostream"}
+    for row in results["spread"].values():
+        positive(row, "rows_per_s", "cpu_ms_per_row", "peak_rss_mb", "requests")
+        assert row["ok"] == results["meta"]["plan"]["rows"] and row["failed"] == 0
+        assert row["rate_limited"] > 0  # the first provider answers 429 to some
+    for size, row in results["scan"].items():
+        assert row["rows"] == row["todo"] == int(size) and row["bad"] == row["id_problems"] == 0
+        positive(row, "peak_rss_mb", "file_mb")

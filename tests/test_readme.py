@@ -5,7 +5,7 @@
   the default models; a ``test_*`` function a block defines is called too (with a ``monkeypatch``).
 - ```console blocks: every ``$ `` line runs in bash with that environment and must exit 0; the
   setup lines ``export ...`` (the environment is given) and ``make ...`` (CI runs those targets
-  itself) are the only ones not run. A command whose comment says ``until Ctrl-C`` must print a
+  itself) are the only ones not run. The folder holds ``cat.png`` and a 20-row ``prompts.jsonl``. A command whose comment says ``until Ctrl-C`` must print a
   line, then stop with exit code 0 on SIGINT.
 - A ```text block right after ``<!-- output of: COMMAND -->`` must equal what COMMAND prints, with
   the stand-in's port written as ``PORT``.
@@ -58,6 +58,7 @@ def stub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[StubServer
         monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
         monkeypatch.chdir(tmp_path)
         (tmp_path / "cat.png").write_bytes(PNG)
+        (tmp_path / "prompts.jsonl").write_text("".join(f'{{"id": "q{n}", "prompt": "Question {n}?"}}\n' for n in range(20)))
         (tmp_path / ".venv").symlink_to(sys.prefix)  # the README's ".venv/bin/hf-textgen" is this environment's
         clear_caches()
         yield server

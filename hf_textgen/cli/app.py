@@ -21,9 +21,13 @@ Command = Callable[[argparse.Namespace, Notices], int]
 def _commands() -> Dict[str, Command]:
     from .chat import cmd_chat
     from .listing import cmd_mapping, cmd_models
+    from ..batch import command as batch_command
     from .stub import cmd_serve_stub
 
-    return {"chat": cmd_chat, "models": cmd_models, "mapping": cmd_mapping, "serve-stub": cmd_serve_stub}
+    return {
+        "chat": cmd_chat, "models": cmd_models, "mapping": cmd_mapping, "serve-stub": cmd_serve_stub,
+        "batch": lambda args, notices: batch_command.run(args),
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

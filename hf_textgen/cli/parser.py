@@ -181,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_VersionAction, help="print the version and exit")
     _add_common(parser, default=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_chat, _add_models, _add_mapping, _add_serve_stub):
+    from ..batch import command as batch_command  # standard library only until it runs
+
+    for add in (_add_chat, _add_models, _add_mapping, _add_serve_stub, batch_command.add_parser):
         add(commands)
     return parser
 

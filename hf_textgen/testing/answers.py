@@ -1,4 +1,5 @@
-"""What a provider answers, as values: chat completions, SSE events, error bodies. No I/O.
+"""What a provider answers, as values: chat completions, SSE events, error bodies. No I/O; the one
+state touched is a provider's request count, for ``Provider.error_rate``.
 
 A :class:`Reply` is a whole answer (status, body, headers, a delay before it); a :class:`Stream` is a
 200 whose server-sent events the server writes one by one, ``provider.delay`` apart.
@@ -71,9 +72,9 @@ ERROR_BODY_BUILDERS: Dict[str, Callable[[int, str], Reply]] = {
 }
 
 
-def error_reply(provider: Provider) -> Reply:
-    """``provider.error_status`` with its message in the configured body style."""
-    status = provider.error_status or 500
+def error_reply(provider: Provider, status: Optional[int] = None) -> Reply:
+    """``status`` (default ``provider.error_status``) with its message in the configured body style."""
+    status = status or provider.error_status or 500
     message = provider.error_message or DEFAULT_ERROR_MESSAGES.get(status) or phrase(status)
     reply = ERROR_BODY_BUILDERS[provider.error_body](status, message)
     if provider.retry_after is not None:
@@ -182,9 +183,10 @@ def stream_events(provider: Provider, request: Mapping[str, Any]) -> List[Option
 def answer_chat(provider: Provider, request: Mapping[str, Any]) -> Answer:
     """What ``provider`` answers to a chat ``request``: its configured error, a refusal, or the answer."""
     headers = {"x-inference-provider": provider.name}
-    refused = None if provider.error_status else refusal(provider, request)
-    if provider.error_status:
-        reply = error_reply(provider)
+    failing = provider.failure_status()
+    refused = None if failing else refusal(provider, request)
+    if failing:
+        reply = error_reply(provider, failing)
     elif refused is not None:
         reply = refused
     elif request.get("stream"):

@@ -67,6 +67,10 @@ class Provider:
     Failures: ``error_status`` answers that HTTP status instead, with ``error_message`` (a default per
     status), ``retry_after`` and ``error_body`` (``json``: ``{"error": msg}``, ``json_object``:
     ``{"error": {"message": msg}}``, ``html``, ``text``, ``header``: empty body and ``X-Error-Message``);
+    ``error_rate`` (0 to 1): that fraction of the requests this provider receives is answered with
+    ``error_rate_status`` (default 429, with ``retry_after`` and ``error_body`` as above), spread
+    evenly and deterministically (0.3: the 4th, 7th and 10th of every ten; the count is shared by the
+    provider's snapshots and survives :meth:`update`); ``error_status`` beats it.
     ``error_in_stream=N`` sends ``{"error": {...}}`` after N deltas (as ``data:``, or ``event: error``
     with ``error_frame="event"``) and ends the stream; ``cut_after=N`` closes the connection after N
     deltas (no ``finish_reason``, no ``[DONE]``; a non-stream request gets no answer at all).
@@ -96,6 +100,8 @@ class Provider:
     error_message: Optional[str] = None
     error_body: str = "json"
     retry_after: Union[int, str, None] = None
+    error_rate: float = 0.0
+    error_rate_status: int = 429
     error_in_stream: Optional[int] = None
     error_frame: str = "data"
     cut_after: Optional[int] = None
@@ -110,6 +116,7 @@ class Provider:
     is_model_author: Optional[bool] = None
     unsupported_shape: str = "openai"
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    _draws: _Draws = field(default_factory=lambda: _Draws(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
@@ -125,6 +132,11 @@ class Provider:
             if value not in choices:
                 raise ValueError(f"{name} must be one of {choices}, not {value!r}")
         self._check_catalogue()
+        _check_number("error_rate", self.error_rate)
+        if self.error_rate > 1:
+            raise ValueError(f"error_rate must be a fraction from 0 to 1, not {self.error_rate!r}")
+        if type(self.error_rate_status) is not int or not 400 <= self.error_rate_status <= 599:
+            raise ValueError(f"error_rate_status must be an HTTP error status (400-599), not {self.error_rate_status!r}")
 
     def _check_catalogue(self) -> None:
         if self.pricing is not None:
@@ -152,9 +164,22 @@ class Provider:
         return self
 
     def snapshot(self) -> Provider:
-        """A consistent copy, so one answer never mixes old and new settings."""
+        """A consistent copy, so one answer never mixes old and new settings (it shares the
+        request count of ``error_rate``)."""
         with self._lock:
-            return dataclasses.replace(self)
+            copy = dataclasses.replace(self)
+        copy._draws = self._draws
+        return copy
+
+    def failure_status(self) -> Optional[int]:
+        """The error status this request is answered with, or None: ``error_status``, else
+        ``error_rate_status`` for the ``error_rate`` share of requests (counts this request)."""
+        if self.error_status:
+            return self.error_status
+        if not self.error_rate:
+            return None
+        seen = self._draws.take()
+        return self.error_rate_status if math.floor((seen + 1) * self.error_rate) > math.floor(seen * self.error_rate) else None
 
     def content(self) -> List[str]:
         """The content deltas."""
@@ -179,6 +204,20 @@ class Provider:
     def finish(self) -> str:
         """The ``finish_reason`` of a complete answer."""
         return self.finish_reason or ("tool_calls" if self.tool_calls else "stop")
+
+
+class _Draws:
+    """How many requests a provider has received (for ``error_rate``), shared by its snapshots."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def take(self) -> int:
+        """The number of requests before this one; counts this one."""
+        with self._lock:
+            self._count += 1
+            return self._count - 1
 
 
 def _check_number(name: str, value: Any) -> None:

@@ -35,6 +35,8 @@ class HTTPServer(ThreadingHTTPServer):
         self.answer, self.record, self.stopping = answer, record, stopping
         self._open: Dict[socket.socket, Optional[threading.Thread]] = {}
         self._open_lock = threading.Lock()
+        self.streams_open = 0  # streamed answers being written now
+        self.streams_abandoned = 0  # streamed answers the client closed before their end
         super().__init__(address, Handler)
 
     def server_bind(self) -> None:
@@ -63,6 +65,11 @@ class HTTPServer(ThreadingHTTPServer):
             logger.debug("client %s went away: %r", client_address, error)
         else:
             logger.error("hf_textgen stub failed on a request from %s", client_address, exc_info=True)
+
+    def count_stream(self, opened: int, abandoned: int = 0) -> None:
+        with self._open_lock:
+            self.streams_open += opened
+            self.streams_abandoned += abandoned
 
     def close_connections(self, timeout: float = 5.0) -> None:
         with self._open_lock:
@@ -126,15 +133,22 @@ class Handler(BaseHTTPRequestHandler):
     def _send_stream(self, stream: Stream) -> None:
         chunked = stream.provider.framing == "chunked"
         framing = {"Transfer-Encoding": "chunked"} if chunked else {"Connection": "close"}
-        self._send_head(200, {**stream.headers, **framing})
-        for index, event in enumerate(stream.events):
-            if event is None or (index and self.server.stopping.wait(stream.provider.delay)):
-                self.close_connection = True
-                return
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event) if chunked else event)
-            self.wfile.flush()
-        if chunked:
-            self.wfile.write(b"0\r\n\r\n")
+        self.server.count_stream(+1)
+        try:
+            self._send_head(200, {**stream.headers, **framing})
+            for index, event in enumerate(stream.events):
+                if event is None or (index and self.server.stopping.wait(stream.provider.delay)):
+                    self.close_connection = True
+                    return
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event) if chunked else event)
+                self.wfile.flush()
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client closed the stream before its end
+            self.server.count_stream(0, abandoned=1)
+            raise
+        finally:
+            self.server.count_stream(-1)
 
     def version_string(self) -> str:
         return self.server_version

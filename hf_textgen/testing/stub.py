@@ -178,6 +178,16 @@ class StubServer:
         with self._lock:
             return list(self._requests)
 
+    @property
+    def streams_open(self) -> int:
+        """Streamed answers being written now (0 once every client closed or finished its stream)."""
+        return self._httpd.streams_open if self._httpd is not None else 0
+
+    @property
+    def streams_abandoned(self) -> int:
+        """Streamed answers whose client closed the connection before their end, since start."""
+        return self._httpd.streams_abandoned if self._httpd is not None else 0
+
     def clear_requests(self) -> None:
         with self._lock:
             self._requests.clear()
