@@ -112,3 +112,31 @@ def test_the_bare_package_loads_its_names_when_first_used() -> None:
     assert "requests" not in bare and [name for name in bare if name.startswith("hf_textgen")] == ["hf_textgen"]
     assert "requests" in loaded_by("import hf_textgen; hf_textgen.HuggingFaceAPI")
     assert not hasattr(hf_textgen, "no_such_name") and "Client" in dir(hf_textgen)
+
+
+def third_party_imports() -> "dict[str, set[str]]":
+    """Which hf_textgen modules import each of requests, urllib3, sseclient and anyio (anywhere in the module)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(hf_textgen.__file__).parent
+    found: "dict[str, set[str]]" = {}
+    for path in root.rglob("*.py"):
+        module = ".".join(path.relative_to(root.parent).with_suffix("").parts).replace(".__init__", "")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top in ("requests", "urllib3", "sseclient", "anyio", "trio"):
+                    found.setdefault(top, set()).add(module)
+    return found
+
+
+def test_each_third_party_library_has_one_home() -> None:
+    found = third_party_imports()
+    assert found["requests"] == found["urllib3"] == {"hf_textgen.transport.via_requests"}
+    assert found["sseclient"] == {"hf_textgen.sse"}
+    # the bridge; and the batch runner, an application on the async engine (task groups, semaphores)
+    assert found["anyio"] == {"hf_textgen.aio.loop", "hf_textgen.batch.job", "hf_textgen.batch.runner"}
+    assert found["trio"] == {"hf_textgen.aio.loop"}  # imported only when trio is the running loop
