@@ -28,7 +28,7 @@ from .statuses import ERROR_BODY_LIMIT
 
 __all__ = ["session", "send_post", "open_body", "error_body", "get", "Fetched", "translate", "POOL_SIZE"]
 
-POOL_SIZE = 512  # connections kept per host: the async bridge runs hundreds of streams at once
+POOL_SIZE = 2048  # connections kept per host: the async bridge runs a thousand streams at once (more and urllib3 warns as it discards them)
 
 _session: Optional[requests.Session] = None
 _session_lock = threading.Lock()

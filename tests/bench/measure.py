@@ -182,23 +182,53 @@ async def latency(driver: Driver, spec: str, events: int) -> Result:
     return {"ttfe_ms": (record.first - record.ask) / 1e6, **spread_ms(record.latencies)}
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux /proc)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 async def concurrency(driver: Driver, spec: str, streams: int, events: int) -> Result:
-    """``streams`` streams started together on one event loop (async clients only)."""
+    """``streams`` streams started together on one event loop (async clients only); meanwhile the
+    process's threads and resident memory are sampled every 20 ms, and its sockets counted before
+    and once the streams are over (after gc and up to 2 s to settle)."""
     import anyio
 
+    gc.collect()
+    before, rss_before = resources(), rss_mb()
+    peak = {"threads": before["threads"], "rss": rss_before}
     start = time.monotonic_ns()
     records = [Record(start) for _ in range(streams)]
-    async with anyio.create_task_group() as group:
-        for record in records:
-            group.start_soon(driver.record, spec, record)
-    wall = time.monotonic_ns() - start
+
+    async def sample() -> None:
+        while True:
+            peak["threads"] = max(peak["threads"], resources()["threads"])
+            peak["rss"] = max(peak["rss"], rss_mb())
+            await anyio.sleep(0.02)
+
+    async with anyio.create_task_group() as outer:
+        outer.start_soon(sample)
+        async with anyio.create_task_group() as group:
+            for record in records:
+                group.start_soon(driver.record, spec, record)
+        wall = time.monotonic_ns() - start
+        outer.cancel_scope.cancel()
     for record in records:
         check_count(record, events)
+    gc.collect()
+    deadline = time.monotonic() + SETTLE_S
+    while resources()["sockets"] > before["sockets"] and time.monotonic() < deadline:
+        await driver.sleep(0.05)
     return {
         "wall_s": wall / 1e9,
         **spread_ms(lat for r in records for lat in r.latencies),
         "start_max_ms": max(r.first - start for r in records) / 1e6,
         "max_overlap": most_overlapping(records),
+        "threads_before": before["threads"],
+        "threads_peak": peak["threads"],
+        "rss_added_mb": peak["rss"] - rss_before,
+        "sockets_before": before["sockets"],
+        "sockets_after": resources()["sockets"],
     }
 
 

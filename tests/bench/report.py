@@ -151,11 +151,15 @@ def concurrency_table(results: Dict[str, Any]) -> str:
                 triple(row, "p50_ms", "p99_ms", "max_ms"),
                 num(row.get("max_overlap")),
                 num(row.get("start_max_ms")),
+                f"{num(row.get('threads_before'))} → {num(row.get('threads_peak'))}",
+                f"{num(row.get('rss_added_mb'))} / {num(row.get('rss_added_mb', 0) * 1024 / block['streams'])}",
+                f"{num(row.get('sockets_before'))} → {num(row.get('sockets_after'))}",
                 f"{num(row.get('server_cpu_s'))} / {num(row.get('server_late_max_ms'))}",
             ])
     return "## Concurrent streams on one event loop\n\n" + table(
         ["streams × events × gap", "client", "wall s", "latency p50 / p99 / max ms", "most overlapping",
-         "last first event ms", "server CPU s / late max ms"],
+         "last first event ms", "threads before → peak", "RSS added MB / KB per stream", "sockets before → after",
+         "server CPU s / late max ms"],
         rows,
     )
 
@@ -257,9 +261,62 @@ TARGETS: List[tuple] = [
 ]
 
 
+def vs_raw_asyncio(load: str, key: str, field: str) -> Target:
+    """A client's figure on a concurrency load divided by raw asyncio's in the same run."""
+
+    def get(results: Dict[str, Any]) -> Optional[float]:
+        clients_ = pick("concurrency", load, "clients")(results) or {}
+        ours, raw = (clients_.get(key) or {}).get(field), (clients_.get("raw-asyncio") or {}).get(field)  # type: ignore[union-attr]
+        return ours / raw if ours is not None and raw else None
+
+    return get
+
+
+def import_ratio(statement: str) -> Target:
+    """``python -c STATEMENT`` minus a bare interpreter, divided by the same for ``import requests``."""
+
+    def get(results: Dict[str, Any]) -> Optional[float]:
+        ms = pick("import_time", "ms")(results) or {}
+        bare, requests_ = ms.get("pass"), ms.get("import requests")  # type: ignore[union-attr]
+        ours = ms.get(statement)  # type: ignore[union-attr]
+        return (ours - bare) / (requests_ - bare) if None not in (ours, bare, requests_) and requests_ > bare else None
+
+    return get
+
+
+def load_of(results: Dict[str, Any], streams: int) -> str:
+    """The key of the concurrency load with that many streams and the most events (the plan's)."""
+    keys = [k for k in (results.get("concurrency") or {}) if k.startswith(f"{streams}x")]
+    return keys[-1] if keys else f"{streams}x?"
+
+
+def scale_targets(results: Dict[str, Any]) -> List[tuple]:
+    """The targets of the async-at-scale issue, as ratios to raw asyncio measured in the same run."""
+    rows: List[tuple] = []
+    for streams in (200, 1000):
+        load = load_of(results, streams) if streams == 1000 else "200x200x5ms"
+        for b in ("asyncio", "trio"):
+            key = f"hf_textgen-{b}"
+            rows += [
+                (f"async ({b}), {load}: wall / raw asyncio's", "≤ 1.1×", vs_raw_asyncio(load, key, "wall_s"), lambda v: v <= 1.1),
+                (f"async ({b}), {load}: p99 / raw asyncio's", "≤ 3×", vs_raw_asyncio(load, key, "p99_ms"), lambda v: v <= 3),
+                (f"async ({b}), {load}: last first event / raw asyncio's", "≤ 3×", vs_raw_asyncio(load, key, "start_max_ms"), lambda v: v <= 3),
+            ]
+    rows += [
+        (f"async ({b}), one stream: events/s vs raw", "≥ 0.65×", pick("throughput", "clients", f"hf_textgen-{b}", "ratio_to_raw"), lambda v: v >= 0.65)
+        for b in ("asyncio", "trio")
+    ]
+    rows += [
+        ("`import hf_textgen` vs `import requests` (minus a bare interpreter)", "≤ 1.15×", import_ratio("import hf_textgen"), lambda v: v <= 1.15),
+        ("`from hf_textgen import HuggingFaceAPI, Client` vs `import requests`", "≤ 1.15×",
+         import_ratio("from hf_textgen import HuggingFaceAPI, Client"), lambda v: v <= 1.15),
+    ]
+    return rows
+
+
 def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
     out = []
-    for name, goal, get, check in TARGETS:
+    for name, goal, get, check in TARGETS + scale_targets(results):
         value = get(results)
         out.append({"target": name, "goal": goal, "measured": value, "met": None if value is None else bool(check(value))})
     return out
@@ -267,7 +324,7 @@ def targets(results: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 def targets_table(rows: List[Dict[str, Any]]) -> str:
     verdict = {True: "met", False: "**not met**", None: "not measured"}
-    return "## Targets (issues #3 and #5)\n\n" + table(
+    return "## Targets (the core, async and async-at-scale issues)\n\n" + table(
         ["measure", "target", "measured", ""], [[r["target"], r["goal"], num(r["measured"]), verdict[r["met"]]] for r in rows]
     )
 
